@@ -1,0 +1,39 @@
+/* conf.h: the daemon's settings, read from a "key = value" file. */
+#ifndef SCANQA_CONF_H
+#define SCANQA_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "log.h"
+
+struct conf {
+	char *conninfo;          /* libpq conninfo of the daemon's (non-owner) role */
+	char *admin_conninfo;    /* libpq conninfo of the schema owner: migrate, issue-token */
+	char *listen;            /* "unix:/path" or "127.0.0.1:port" */
+	unsigned socket_mode;    /* unix socket permission bits */
+	char *socket_group;      /* unix socket group, or NULL/"" to leave it */
+	int workers;
+	int max_requests;        /* 0 = never recycle */
+	size_t body_limit;       /* bytes */
+	int statement_timeout_ms;
+	int lock_timeout_ms;
+	int connect_timeout_s;
+	int shutdown_timeout_s;  /* graceful deadline before SIGKILL */
+	int slow_request_ms;     /* 0 = off */
+	enum log_level log_level;
+	char *migrations_dir;
+	char *path;              /* the file this was read from */
+};
+
+/* Reads and validates a config file. On error returns false and writes
+ * "FILE:LINE: message" (or "FILE: message") into err. */
+bool conf_load(const char *path, struct conf *out, char *err, size_t errlen);
+void conf_free(struct conf *c);
+/* Settings that a SIGHUP cannot change (the listen socket); returns the key or NULL. */
+const char *conf_reload_blocker(const struct conf *old, const struct conf *new_conf);
+/* Prints every setting as the daemon sees it (for check-config). */
+void conf_dump(const struct conf *c);
+
+#endif

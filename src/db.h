@@ -1,0 +1,39 @@
+/* db.h: this worker's one PostgreSQL connection, lazily prepared statements, and the
+ * distinction between "the database said no" and "the database is gone". */
+#ifndef SCANQA_DB_H
+#define SCANQA_DB_H
+
+#include <stdbool.h>
+#include <libpq-fe.h>
+
+#include "conf.h"
+
+/* A statement prepared once per connection, on first use. Declare it static in the
+ * handler file: static struct db_stmt st = { "name", "SELECT ...", 2 }; */
+struct db_stmt {
+	const char *name;
+	const char *sql;
+	int nparams;
+	unsigned prepared_gen; /* connection generation it was prepared on; 0 = never */
+};
+
+/* Remembers the settings; connects lazily. Must be called after fork. */
+void db_init(const struct conf *c);
+/* Makes sure there is a usable connection, reconnecting at most once a second.
+ * Returns false when the database is unreachable (answer 503). */
+bool db_ensure(void);
+/* Runs a prepared statement with text params (NULL = SQL NULL). Returns the result,
+ * which the caller PQclear()s, or NULL when the connection failed (answer 503; the
+ * connection is dropped and re-established by a later db_ensure()). A result with an
+ * error status means the database refused the statement. */
+PGresult *db_exec(struct db_stmt *st, const char *const *params);
+/* Runs a statement without params (BEGIN, COMMIT, ROLLBACK). Returns true on success. */
+bool db_simple(const char *sql);
+/* After a db_exec with an error result: the SQLSTATE, or "" */
+const char *db_sqlstate(const PGresult *r);
+/* True when the last failure lost the connection, so the outcome of a COMMIT is unknown. */
+bool db_lost(void);
+PGconn *db_conn(void);
+void db_close(void);
+
+#endif

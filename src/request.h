@@ -1,0 +1,61 @@
+/* request.h: one FastCGI request: its params, its body (read to the end, with a
+ * limit), the authenticated caller, and exactly one JSON response. */
+#ifndef SCANQA_REQUEST_H
+#define SCANQA_REQUEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <fcgiapp.h>
+#include <json-c/json.h>
+
+#define ROLE_MAX 32
+#define UUID_STR 37 /* 36 chars + NUL */
+
+struct caller {
+	char user_id[UUID_STR];
+	char org_id[UUID_STR];
+	char role[ROLE_MAX];
+};
+
+struct request {
+	FCGX_Request *fcgi;
+	const char *method;
+	const char *path;        /* DOCUMENT_URI / path part of REQUEST_URI, still percent-encoded */
+	const char *query;       /* may be "" */
+	const char *content_type;/* may be NULL */
+	char request_id[64];
+	char *body;              /* NUL-terminated; body_len excludes the NUL; NULL when empty */
+	size_t body_len;
+	bool body_too_large;
+	bool authenticated;
+	struct caller caller;
+	int status;              /* status sent, 0 until the response is sent */
+	bool responded;
+	char extra_headers[512]; /* "Name: value\r\n" lines added by handlers */
+	size_t extra_len;
+	int64_t start_us;        /* monotonic start, microseconds */
+	const char *route_name;  /* for logs and status counters */
+};
+
+/* Fills req from the FastCGI params and reads the whole body. Bodies longer than limit
+ * are still read to the end (libfcgi does not drain them) and flagged body_too_large. */
+void request_init(struct request *req, FCGX_Request *fcgi, size_t limit);
+/* Frees what request_init allocated. */
+void request_free(struct request *req);
+/* Returns a FastCGI param (HTTP_* headers, etc.) or NULL. */
+const char *request_param(const struct request *req, const char *name);
+
+/* Adds a response header; ignored if it does not fit. */
+void resp_header(struct request *req, const char *name, const char *value);
+/* Sends status and body; takes ownership of obj (json_object_put). Only the first
+ * response of a request is sent; later calls are logged and dropped. */
+void resp_json(struct request *req, int status, struct json_object *obj);
+/* Sends {"error": msg}. */
+void resp_error(struct request *req, int status, const char *msg);
+
+/* Current monotonic and wall-clock time in microseconds. */
+int64_t now_mono_us(void);
+int64_t now_wall_us(void);
+
+#endif
