@@ -2,7 +2,19 @@
 #ifndef SCANQA_HANDLERS_H
 #define SCANQA_HANDLERS_H
 
+#include <libpq-fe.h>
+
 #include "router.h"
+
+/* Shared by handlers (h_quick_inspection.c). */
+/* Parses the request body as strict JSON; on failure answers 400 and returns NULL. */
+struct json_object *parse_json_body(struct request *req);
+/* Answers a failed statement: 503 when the database is gone, busy or timed out (retry
+ * is safe), otherwise 500 with the message what. r may be NULL (connection lost). */
+void respond_db_failure(struct request *req, PGresult *r, const char *what);
+
+/* h_health.c */
+void h_health(struct request *req, const struct route_params *p);
 
 /* h_quick_inspection.c */
 void h_quick_inspection(struct request *req, const struct route_params *p);

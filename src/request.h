@@ -21,7 +21,8 @@ struct caller {
 struct request {
 	FCGX_Request *fcgi;
 	const char *method;
-	const char *path;        /* DOCUMENT_URI / path part of REQUEST_URI, still percent-encoded */
+	const char *path;        /* path part of REQUEST_URI, still percent-encoded */
+	bool path_owned;         /* path was copied and must be freed */
 	const char *query;       /* may be "" */
 	const char *content_type;/* may be NULL */
 	char request_id[64];

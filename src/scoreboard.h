@@ -32,5 +32,10 @@ struct scoreboard *scoreboard(void);
 /* Finds a free slot for a worker being spawned, or -1. */
 int scoreboard_claim(pid_t pid);
 void scoreboard_release(int slot);
+/* In a worker: remember its own slot, and record what it is doing for the status page
+ * and for the master's crash report. NULL-safe before a slot is set. */
+void scoreboard_set_self(int slot);
+struct sb_slot *scoreboard_self(void);
+void scoreboard_set_route(const char *name);
 
 #endif

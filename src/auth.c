@@ -1,0 +1,110 @@
+/* auth.c: "Authorization: Bearer <token>" to a caller. Only the token's SHA-256 ever
+ * leaves this file, and neither the token nor its hash is logged. Every request asks
+ * PostgreSQL, so expiry and revocation take effect on the next request. */
+#include "auth.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <openssl/evp.h>
+
+#include "db.h"
+#include "log.h"
+
+#define TOKEN_MAX 512
+
+static struct db_stmt st_auth = {
+	"auth", "SELECT user_id, org_id, role, active FROM qa_authenticate($1)", 1, 0
+};
+
+bool auth_is_scanner_role(const char *role)
+{
+	return strcmp(role, "qa_inspector") == 0 || auth_is_manager_role(role);
+}
+
+bool auth_is_manager_role(const char *role)
+{
+	return strcmp(role, "qa_manager") == 0 || strcmp(role, "admin") == 0 ||
+	       strcmp(role, "owner") == 0;
+}
+
+void auth_hash_token(const char *token, size_t len, char out[65])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	static const char hex[] = "0123456789abcdef";
+
+	EVP_Digest(token, len, md, &mdlen, EVP_sha256(), NULL);
+	for (unsigned i = 0; i < 32; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[64] = '\0';
+}
+
+/* RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+static bool is_b64token(const char *t, size_t len)
+{
+	size_t i = 0;
+	while (i < len && (strchr("-._~+/", t[i]) || (t[i] >= '0' && t[i] <= '9') ||
+			   (t[i] >= 'a' && t[i] <= 'z') || (t[i] >= 'A' && t[i] <= 'Z')) && t[i])
+		i++;
+	if (i == 0)
+		return false;
+	while (i < len && t[i] == '=')
+		i++;
+	return i == len;
+}
+
+/* Returns the one Authorization header, or NULL when there is none or more than one:
+ * two credentials in one request are ambiguous, so neither is trusted. */
+static const char *single_authorization(const struct request *req)
+{
+	const char *found = NULL;
+	static const char key[] = "HTTP_AUTHORIZATION=";
+	for (char **e = req->fcgi->envp; e && *e; e++) {
+		if (strncmp(*e, key, sizeof(key) - 1) == 0) {
+			if (found)
+				return NULL;
+			found = *e + sizeof(key) - 1;
+		}
+	}
+	return found;
+}
+
+enum auth_result auth_check(struct request *req)
+{
+	const char *h = single_authorization(req);
+	char hash[65];
+
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
+		return AUTH_UNAUTHORIZED;
+	const char *tok = h + 7;
+	while (*tok == ' ')
+		tok++;
+	size_t len = strlen(tok);
+	if (len == 0 || len > TOKEN_MAX || !is_b64token(tok, len))
+		return AUTH_UNAUTHORIZED;
+	auth_hash_token(tok, len, hash);
+
+	const char *params[1] = { hash };
+	PGresult *r = db_exec_read(&st_auth, params);
+	if (!r)
+		return AUTH_DB_DOWN;
+	enum auth_result res = AUTH_OK;
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		log_error("token lookup failed: %s", PQresultErrorMessage(r));
+		res = AUTH_DB_ERROR;
+	} else if (PQntuples(r) == 0) {
+		res = AUTH_UNAUTHORIZED;
+	} else if (PQgetisnull(r, 0, 0) || strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
+		res = AUTH_NO_USER;
+	} else {
+		snprintf(req->caller.user_id, sizeof(req->caller.user_id), "%s", PQgetvalue(r, 0, 0));
+		snprintf(req->caller.org_id, sizeof(req->caller.org_id), "%s", PQgetvalue(r, 0, 1));
+		snprintf(req->caller.role, sizeof(req->caller.role), "%s", PQgetvalue(r, 0, 2));
+		req->authenticated = true;
+	}
+	PQclear(r);
+	return res;
+}

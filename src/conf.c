@@ -1,0 +1,277 @@
+/* conf.c: the config file. One table row per setting (name, type, target, default,
+ * limits, reloadable), as pgbouncer does it; "key = value" lines with # comments. */
+#include "conf.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum conf_type { CT_STRING, CT_INT, CT_SIZE, CT_MODE, CT_LOGLEVEL };
+
+struct conf_item {
+	const char *name;
+	enum conf_type type;
+	size_t offset;
+	const char *def;
+	long min, max;   /* for CT_INT and CT_SIZE */
+	bool reloadable; /* may a SIGHUP change it */
+};
+
+#define OFF(f) offsetof(struct conf, f)
+
+static const struct conf_item items[] = {
+	{ "conninfo", CT_STRING, OFF(conninfo), "dbname=scanqa user=scanqa_app", 0, 0, true },
+	{ "admin_conninfo", CT_STRING, OFF(admin_conninfo), "dbname=scanqa", 0, 0, true },
+	{ "listen", CT_STRING, OFF(listen), "unix:/run/scanqa/scanqa.sock", 0, 0, false },
+	{ "socket_mode", CT_MODE, OFF(socket_mode), "0660", 0, 0, false },
+	{ "socket_group", CT_STRING, OFF(socket_group), "", 0, 0, false },
+	{ "workers", CT_INT, OFF(workers), "4", 1, 256, true },
+	{ "max_requests", CT_INT, OFF(max_requests), "10000", 0, INT_MAX, true },
+	{ "body_limit", CT_SIZE, OFF(body_limit), "1048576", 1024, 64L * 1024 * 1024, true },
+	{ "statement_timeout", CT_INT, OFF(statement_timeout_ms), "5000", 0, 3600000, true },
+	{ "lock_timeout", CT_INT, OFF(lock_timeout_ms), "2000", 0, 3600000, true },
+	{ "connect_timeout", CT_INT, OFF(connect_timeout_s), "2", 1, 60, true },
+	{ "shutdown_timeout", CT_INT, OFF(shutdown_timeout_s), "30", 1, 3600, true },
+	{ "slow_request_ms", CT_INT, OFF(slow_request_ms), "500", 0, 3600000, true },
+	{ "log_level", CT_LOGLEVEL, OFF(log_level), "info", 0, 0, true },
+	{ "migrations_dir", CT_STRING, OFF(migrations_dir), PKGDATADIR "/sql", 0, 0, true },
+};
+#define N_ITEMS (sizeof(items) / sizeof(items[0]))
+
+static void seterr(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+	__attribute__((format(printf, 5, 6)));
+
+static void seterr(char *err, size_t errlen, const char *path, int line, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (line > 0)
+		snprintf(err, errlen, "%s:%d: %s", path, line, msg);
+	else
+		snprintf(err, errlen, "%s: %s", path, msg);
+}
+
+/* Stores one value. Returns NULL on success or a static error message. */
+static const char *set_value(struct conf *c, const struct conf_item *it, const char *val)
+{
+	char *target = (char *)c + it->offset;
+	char *end;
+	long n;
+
+	switch (it->type) {
+	case CT_STRING: {
+		char *copy = strdup(val);
+		if (!copy)
+			return "out of memory";
+		free(*(char **)target);
+		*(char **)target = copy; /* ownership transferred */
+		return NULL;
+	}
+	case CT_INT:
+	case CT_SIZE:
+		errno = 0;
+		n = strtol(val, &end, 10);
+		if (errno || end == val || *end != '\0')
+			return "expected a whole number";
+		if (n < it->min || n > it->max)
+			return "value out of range";
+		if (it->type == CT_INT)
+			*(int *)target = (int)n;
+		else
+			*(size_t *)target = (size_t)n;
+		return NULL;
+	case CT_MODE:
+		errno = 0;
+		n = strtol(val, &end, 8);
+		if (errno || end == val || *end != '\0' || n < 0 || n > 0777)
+			return "expected an octal file mode such as 0660";
+		*(unsigned *)target = (unsigned)n;
+		return NULL;
+	case CT_LOGLEVEL:
+		if (!log_parse_level(val, (enum log_level *)target))
+			return "expected error, warn, info or debug";
+		return NULL;
+	}
+	return "unknown setting type";
+}
+
+static char *trim(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static bool check_listen(const char *l)
+{
+	if (strncmp(l, "unix:", 5) == 0)
+		return l[5] == '/' && strlen(l + 5) < 100;
+	const char *colon = strrchr(l, ':');
+	if (!colon || colon == l)
+		return false;
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	return *end == '\0' && port > 0 && port < 65536;
+}
+
+bool conf_load(const char *path, struct conf *out, char *err, size_t errlen)
+{
+	struct conf c;
+	bool seen[N_ITEMS] = { false };
+	char buf[4096];
+	int lineno = 0;
+	FILE *f = NULL;
+
+	memset(&c, 0, sizeof(c));
+	for (size_t i = 0; i < N_ITEMS; i++) {
+		if (set_value(&c, &items[i], items[i].def) != NULL) {
+			seterr(err, errlen, path, 0, "bad built-in default for %s", items[i].name);
+			goto fail;
+		}
+	}
+	c.path = strdup(path);
+
+	f = fopen(path, "r");
+	if (!f) {
+		seterr(err, errlen, path, 0, "cannot open: %s", strerror(errno));
+		goto fail;
+	}
+	while (fgets(buf, sizeof(buf), f)) {
+		lineno++;
+		size_t len = strlen(buf);
+		if (len == sizeof(buf) - 1 && buf[len - 1] != '\n') {
+			seterr(err, errlen, path, lineno, "line too long");
+			goto fail;
+		}
+		char *line = trim(buf);
+		if (*line == '\0' || *line == '#')
+			continue;
+		char *eq = strchr(line, '=');
+		if (!eq) {
+			seterr(err, errlen, path, lineno, "expected \"key = value\"");
+			goto fail;
+		}
+		*eq = '\0';
+		char *key = trim(line);
+		char *val = trim(eq + 1);
+		size_t vlen = strlen(val);
+		if (vlen >= 2 && val[0] == '"' && val[vlen - 1] == '"') {
+			val[vlen - 1] = '\0';
+			val++;
+		} else {
+			/* A bare value may carry a trailing comment. */
+			char *hash = strstr(val, " #");
+			if (hash) {
+				*hash = '\0';
+				val = trim(val);
+			}
+		}
+		size_t i;
+		for (i = 0; i < N_ITEMS; i++)
+			if (strcmp(items[i].name, key) == 0)
+				break;
+		if (i == N_ITEMS) {
+			seterr(err, errlen, path, lineno, "unknown setting \"%s\"", key);
+			goto fail;
+		}
+		if (seen[i]) {
+			seterr(err, errlen, path, lineno, "\"%s\" is set twice", key);
+			goto fail;
+		}
+		seen[i] = true;
+		const char *msg = set_value(&c, &items[i], val);
+		if (msg) {
+			seterr(err, errlen, path, lineno, "%s: %s", key, msg);
+			goto fail;
+		}
+		if (strcmp(key, "listen") == 0 && !check_listen(c.listen)) {
+			seterr(err, errlen, path, lineno,
+			       "listen: expected unix:/absolute/path (under 100 bytes) or HOST:PORT");
+			goto fail;
+		}
+		if (strcmp(key, "socket_group") == 0 && c.socket_group[0] && !getgrnam(c.socket_group)) {
+			seterr(err, errlen, path, lineno, "socket_group: no such group \"%s\"", c.socket_group);
+			goto fail;
+		}
+	}
+	if (ferror(f)) {
+		seterr(err, errlen, path, 0, "read error: %s", strerror(errno));
+		goto fail;
+	}
+	fclose(f);
+	*out = c; /* ownership transferred */
+	return true;
+fail:
+	if (f)
+		fclose(f);
+	conf_free(&c);
+	return false;
+}
+
+void conf_free(struct conf *c)
+{
+	for (size_t i = 0; i < N_ITEMS; i++)
+		if (items[i].type == CT_STRING) {
+			char **p = (char **)((char *)c + items[i].offset);
+			free(*p);
+			*p = NULL;
+		}
+	free(c->path);
+	c->path = NULL;
+}
+
+const char *conf_reload_blocker(const struct conf *old, const struct conf *new_conf)
+{
+	if (strcmp(old->listen, new_conf->listen) != 0)
+		return "listen";
+	if (old->socket_mode != new_conf->socket_mode)
+		return "socket_mode";
+	if (strcmp(old->socket_group, new_conf->socket_group) != 0)
+		return "socket_group";
+	return NULL;
+}
+
+/* Hides a password=... value so check-config output can be pasted into a ticket. */
+static void print_conninfo(const char *name, const char *v)
+{
+	const char *pw = strstr(v, "password");
+	if (!pw) {
+		printf("%s = %s\n", name, v);
+		return;
+	}
+	printf("%s = %.*spassword=***", name, (int)(pw - v), v);
+	const char *rest = strchr(pw, ' ');
+	printf("%s\n", rest ? rest : "");
+}
+
+void conf_dump(const struct conf *c)
+{
+	static const char *const lvl[] = { "error", "warn", "info", "debug" };
+	print_conninfo("conninfo", c->conninfo);
+	print_conninfo("admin_conninfo", c->admin_conninfo);
+	printf("listen = %s\n", c->listen);
+	printf("socket_mode = %04o\n", c->socket_mode);
+	printf("socket_group = %s\n", c->socket_group);
+	printf("workers = %d\n", c->workers);
+	printf("max_requests = %d\n", c->max_requests);
+	printf("body_limit = %zu\n", c->body_limit);
+	printf("statement_timeout = %d\n", c->statement_timeout_ms);
+	printf("lock_timeout = %d\n", c->lock_timeout_ms);
+	printf("connect_timeout = %d\n", c->connect_timeout_s);
+	printf("shutdown_timeout = %d\n", c->shutdown_timeout_s);
+	printf("slow_request_ms = %d\n", c->slow_request_ms);
+	printf("log_level = %s\n", lvl[c->log_level]);
+	printf("migrations_dir = %s\n", c->migrations_dir);
+}

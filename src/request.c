@@ -1,0 +1,220 @@
+/* request.c: FastCGI request I/O: params, the body read to its end with a limit, and
+ * exactly one JSON response per request. */
+#include "request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "jsonx.h"
+#include "log.h"
+
+int64_t now_mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t now_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+const char *request_param(const struct request *req, const char *name)
+{
+	return FCGX_GetParam(name, req->fcgi->envp);
+}
+
+/* Accepts nginx's $request_id (hex) or any short token of safe characters; anything
+ * else is replaced so a client cannot inject text into our logs. */
+static void set_request_id(struct request *req)
+{
+	static unsigned long counter;
+	const char *id = request_param(req, "REQUEST_ID");
+	if (id && *id && strlen(id) < sizeof(req->request_id)) {
+		bool ok = true;
+		for (const char *p = id; *p; p++)
+			if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') ||
+			      (*p >= 'A' && *p <= 'Z') || *p == '-' || *p == '_'))
+				ok = false;
+		if (ok) {
+			memcpy(req->request_id, id, strlen(id) + 1);
+			return;
+		}
+	}
+	snprintf(req->request_id, sizeof(req->request_id), "%08x%08lx%06lx", (unsigned)getpid(),
+		 (unsigned long)(now_wall_us() & 0xffffffffUL), ++counter & 0xffffffUL);
+}
+
+/* Reads stdin to EOF. Keeps at most limit bytes; the rest is read and discarded. */
+static void read_body(struct request *req, size_t limit)
+{
+	const char *cl = request_param(req, "CONTENT_LENGTH");
+	size_t expect = 0, cap, len = 0;
+	char *buf;
+	char scratch[16384];
+
+	if (cl && *cl) {
+		char *end;
+		unsigned long long v = strtoull(cl, &end, 10);
+		if (*end == '\0')
+			expect = v > limit ? limit + 1 : (size_t)v;
+	}
+	cap = expect ? expect + 1 : 4096;
+	if (cap > limit + 1)
+		cap = limit + 1;
+	buf = malloc(cap);
+	for (;;) {
+		int n;
+		if (buf && !req->body_too_large) {
+			if (len + 1 >= cap) {
+				size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
+				if (ncap <= len + 1) {
+					req->body_too_large = true;
+					continue;
+				}
+				char *nb = realloc(buf, ncap);
+				if (!nb) {
+					req->body_too_large = true;
+					continue;
+				}
+				buf = nb;
+				cap = ncap;
+			}
+			n = FCGX_GetStr(buf + len, (int)(cap - 1 - len), req->fcgi->in);
+			if (n <= 0)
+				break;
+			len += (size_t)n;
+			if (len > limit)
+				req->body_too_large = true;
+		} else {
+			n = FCGX_GetStr(scratch, sizeof(scratch), req->fcgi->in);
+			if (n <= 0)
+				break;
+			if (!buf)
+				req->body_too_large = true; /* out of memory: refuse rather than truncate */
+		}
+	}
+	if (req->body_too_large || len == 0 || !buf) {
+		free(buf);
+		req->body = NULL;
+		req->body_len = 0;
+		return;
+	}
+	buf[len] = '\0';
+	req->body = buf; /* ownership transferred */
+	req->body_len = len;
+}
+
+void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
+{
+	memset(req, 0, sizeof(*req));
+	req->fcgi = fcgi;
+	req->start_us = now_mono_us();
+	req->method = request_param(req, "REQUEST_METHOD");
+	if (!req->method)
+		req->method = "";
+	/* REQUEST_URI is the raw URI: the router percent-decodes each segment itself, so
+	 * an encoded "/" or NUL can be refused instead of being normalised away. */
+	const char *uri = request_param(req, "REQUEST_URI");
+	if (!uri)
+		uri = "";
+	const char *q = strchr(uri, '?');
+	if (q) {
+		size_t n = (size_t)(q - uri);
+		char *p = malloc(n + 1);
+		if (p) {
+			memcpy(p, uri, n);
+			p[n] = '\0';
+		}
+		req->path = p ? p : "";
+		req->path_owned = p != NULL;
+		req->query = q + 1;
+	} else {
+		req->path = uri;
+		req->query = "";
+	}
+	req->content_type = request_param(req, "CONTENT_TYPE");
+	set_request_id(req);
+	log_set_request_id(req->request_id);
+	read_body(req, limit);
+}
+
+void request_free(struct request *req)
+{
+	free(req->body);
+	if (req->path_owned)
+		free((char *)req->path);
+	req->body = NULL;
+	log_set_request_id(NULL);
+}
+
+void resp_header(struct request *req, const char *name, const char *value)
+{
+	int n = snprintf(req->extra_headers + req->extra_len, sizeof(req->extra_headers) - req->extra_len,
+			 "%s: %s\r\n", name, value);
+	if (n > 0 && req->extra_len + (size_t)n < sizeof(req->extra_headers))
+		req->extra_len += (size_t)n;
+	else
+		req->extra_headers[req->extra_len] = '\0';
+}
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 412: return "Precondition Failed";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Status";
+	}
+}
+
+void resp_json(struct request *req, int status, struct json_object *obj)
+{
+	if (req->responded) {
+		log_error("second response for one request dropped (status %d)", status);
+		json_object_put(obj);
+		return;
+	}
+	size_t len = 0;
+	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
+	if (!obj)
+		len = 2;
+	FCGX_FPrintF(req->fcgi->out,
+		     "Status: %d %s\r\n"
+		     "Content-Type: application/json\r\n"
+		     "Cache-Control: no-store\r\n"
+		     "X-Request-Id: %s\r\n"
+		     "%s"
+		     "Content-Length: %zu\r\n\r\n",
+		     status, reason(status), req->request_id, req->extra_headers, len);
+	FCGX_PutStr(body, (int)len, req->fcgi->out);
+	req->responded = true;
+	req->status = status;
+	json_object_put(obj);
+}
+
+void resp_error(struct request *req, int status, const char *msg)
+{
+	struct json_object *o = json_object_new_object();
+	json_object_object_add(o, "error", json_object_new_string(msg));
+	resp_json(req, status, o);
+}

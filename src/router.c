@@ -1,0 +1,208 @@
+/* router.c: the route table and dispatch: 404/405, 413, path parameters, 401/403,
+ * 415, then the handler. Every request leaves here with exactly one response. */
+#include "router.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "auth.h"
+#include "handlers.h"
+#include "log.h"
+#include "validate.h"
+
+const struct route routes[] = {
+	{ "GET", "/api/v1/health", h_health, ACCESS_PUBLIC, "health" },
+	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
+};
+const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
+
+#define PARAM_MAX_BYTES 256
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Percent-decodes seg[0..len) into a new string. Returns NULL when the segment is
+ * malformed, too long, or decodes to NUL, "/" or invalid UTF-8. */
+static char *decode_segment(const char *seg, size_t len)
+{
+	if (len > PARAM_MAX_BYTES * 3)
+		return NULL;
+	char *out = malloc(len + 1);
+	size_t o = 0;
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = seg[i];
+		if (c == '%') {
+			if (i + 2 >= len) {
+				free(out);
+				return NULL;
+			}
+			int h = hexval(seg[i + 1]), l = hexval(seg[i + 2]);
+			if (h < 0 || l < 0) {
+				free(out);
+				return NULL;
+			}
+			c = (char)(h * 16 + l);
+			i += 2;
+		}
+		if (c == '\0' || c == '/') {
+			free(out);
+			return NULL;
+		}
+		out[o++] = c;
+	}
+	out[o] = '\0';
+	if (o == 0 || o > PARAM_MAX_BYTES || !utf8_valid(out, o)) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+enum match { MATCH_NO, MATCH_YES, MATCH_BAD_PARAM };
+
+/* Matches path against pattern; on MATCH_YES params holds decoded copies. */
+static enum match match_route(const char *pattern, const char *path, struct route_params *params)
+{
+	const char *p = pattern, *s = path;
+	params->n = 0;
+	while (*p && *s) {
+		if (*p != '/' || *s != '/')
+			return MATCH_NO;
+		p++;
+		s++;
+		const char *pe = strchr(p, '/'), *se = strchr(s, '/');
+		size_t plen = pe ? (size_t)(pe - p) : strlen(p);
+		size_t slen = se ? (size_t)(se - s) : strlen(s);
+		if (plen >= 2 && p[0] == '{' && p[plen - 1] == '}') {
+			if (slen == 0 || params->n == ROUTE_MAX_PARAMS)
+				return MATCH_NO;
+			char *v = decode_segment(s, slen);
+			if (!v)
+				return MATCH_BAD_PARAM;
+			params->v[params->n++] = v;
+		} else if (plen != slen || memcmp(p, s, plen) != 0) {
+			return MATCH_NO;
+		}
+		p += plen;
+		s += slen;
+	}
+	return (*p == '\0' && *s == '\0') ? MATCH_YES : MATCH_NO;
+}
+
+static void free_params(struct route_params *params)
+{
+	for (int i = 0; i < params->n; i++)
+		free(params->v[i]);
+	params->n = 0;
+}
+
+static bool is_json_content_type(const char *ct)
+{
+	if (!ct)
+		return false;
+	size_t n = strlen("application/json");
+	if (strncasecmp(ct, "application/json", n) != 0)
+		return false;
+	return ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ';
+}
+
+void router_dispatch(struct request *req)
+{
+	const struct route *found = NULL;
+	struct route_params params = { 0 };
+	char allow[128] = "";
+	bool bad_param = false;
+
+	for (int i = 0; i < n_routes; i++) {
+		struct route_params tmp = { 0 };
+		enum match m = match_route(routes[i].pattern, req->path, &tmp);
+		if (m == MATCH_NO) {
+			free_params(&tmp);
+			continue;
+		}
+		if (strcmp(routes[i].method, req->method) != 0) {
+			if (!strstr(allow, routes[i].method)) {
+				size_t al = strlen(allow);
+				snprintf(allow + al, sizeof(allow) - al, "%s%s", al ? ", " : "", routes[i].method);
+			}
+			free_params(&tmp);
+			continue;
+		}
+		if (m == MATCH_BAD_PARAM) {
+			bad_param = true;
+			found = &routes[i];
+			free_params(&tmp);
+			break;
+		}
+		found = &routes[i];
+		params = tmp;
+		break;
+	}
+
+	if (!found) {
+		if (allow[0]) {
+			req->route_name = "method_not_allowed";
+			resp_header(req, "Allow", allow);
+			resp_error(req, 405, "Method not allowed");
+		} else {
+			req->route_name = "not_found";
+			resp_error(req, 404, "Not found");
+		}
+		return;
+	}
+	req->route_name = found->name;
+	if (req->body_too_large) {
+		resp_error(req, 413, "Request body too large");
+		goto out;
+	}
+	if (bad_param) {
+		resp_error(req, 400, "Invalid path parameter");
+		goto out;
+	}
+	if (found->access != ACCESS_PUBLIC) {
+		switch (auth_check(req)) {
+		case AUTH_OK:
+			break;
+		case AUTH_UNAUTHORIZED:
+			resp_error(req, 401, "Unauthorized");
+			goto out;
+		case AUTH_NO_USER:
+			resp_error(req, 401, "User not found");
+			goto out;
+		case AUTH_DB_DOWN:
+			resp_header(req, "Retry-After", "1");
+			resp_error(req, 503, "Service unavailable");
+			goto out;
+		case AUTH_DB_ERROR:
+			resp_error(req, 500, "Internal server error");
+			goto out;
+		}
+		if (found->access == ACCESS_SCANNER && !auth_is_scanner_role(req->caller.role)) {
+			resp_error(req, 403, "Scanner access requires QA Inspector role");
+			goto out;
+		}
+	}
+	if (req->body_len > 0 && !is_json_content_type(req->content_type)) {
+		resp_error(req, 415, "Content-Type must be application/json");
+		goto out;
+	}
+	found->handler(req, &params);
+	if (!req->responded) {
+		log_error("handler %s sent no response", found->name);
+		resp_error(req, 500, "Internal server error");
+	}
+out:
+	free_params(&params);
+}
