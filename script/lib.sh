@@ -1,0 +1,265 @@
+# script/lib.sh: shell code shared by script/server, script/test and .ci/run:
+# the Debian package list, installing what is missing, the build, and a private
+# PostgreSQL cluster (initdb/pg_ctl as the "postgres" OS user when we are root,
+# because PostgreSQL refuses to run as root).
+#
+# Source it from bash after setting -euo pipefail; it defines functions and
+# variables only and changes nothing by itself.
+
+SCANQA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# Everything needed to build, serve and test, as Debian 12 package names.
+SCANQA_PACKAGES=(
+	build-essential autoconf automake pkg-config
+	libfcgi-dev libjson-c-dev libpq-dev libssl-dev
+	postgresql nginx
+	libdbd-pg-perl libjson-perl
+	curl procps valgrind clang
+)
+
+PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# as_root CMD...: runs CMD as root, through sudo when we are not root.
+as_root() {
+	if is_root; then
+		"$@"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo "$@"
+	else
+		die "need root for: $* (install sudo or run as root)"
+	fi
+}
+
+# pkg_installed NAME: true when dpkg says NAME is installed. Any nginx flavour
+# (nginx, nginx-light, nginx-core, nginx-full, nginx-extras) satisfies "nginx".
+pkg_installed() {
+	local name=$1 p
+	if [ "$name" = nginx ]; then
+		for p in nginx nginx-light nginx-core nginx-full nginx-extras; do
+			if pkg_installed_exact "$p"; then return 0; fi
+		done
+		return 1
+	fi
+	pkg_installed_exact "$name"
+}
+
+pkg_installed_exact() {
+	local status
+	status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null) || return 1
+	case "$status" in ii*) return 0 ;; *) return 1 ;; esac
+}
+
+# ensure_packages: installs the packages of SCANQA_PACKAGES that are missing,
+# running "apt-get update" only when something has to be installed.
+ensure_packages() {
+	local missing=() p
+	for p in "${SCANQA_PACKAGES[@]}"; do
+		pkg_installed "$p" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing missing packages: ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	# Installing postgresql/nginx may start their system services; we never use
+	# them (our own instances listen on private sockets and other ports).
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# build: autoreconf, configure with warnings as errors, make. Extra configure
+# arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
+# when its arguments changed or it never ran.
+build() {
+	local args="--enable-werror $*" stamp="$SCANQA_ROOT/.run/configure-args"
+	cd "$SCANQA_ROOT"
+	mkdir -p .run
+	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
+		say "autoreconf -fi"
+		autoreconf -fi
+	fi
+	if [ ! -f Makefile ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$args" ] \
+		|| [ configure -nt Makefile ]; then
+		say "./configure $args"
+		# shellcheck disable=SC2086
+		./configure $args
+		printf '%s' "$args" >"$stamp"
+	fi
+	say "make -j2"
+	make -j2
+}
+
+# ---- private PostgreSQL clusters -------------------------------------------
+
+# pg_run CMD...: runs a PostgreSQL server binary as the cluster's OS user
+# ("postgres" when we are root, ourselves otherwise).
+pg_run() {
+	if is_root; then
+		runuser -u postgres -- "$@"
+	else
+		"$@"
+	fi
+}
+
+# A cluster lives in one directory BASE, owned by the cluster's OS user:
+#   BASE/data (PGDATA), BASE/sock (its only socket: no TCP), BASE/postgresql.log
+
+# pg_prepare_base BASE: creates BASE owned by the cluster's OS user, with every
+# parent directory traversable by it.
+pg_prepare_base() {
+	local base=$1 d
+	mkdir -p "$base"
+	if is_root; then
+		chown postgres:postgres "$base"
+		d=$(dirname "$base")
+		while [ "$d" != / ]; do
+			chmod o+x "$d" 2>/dev/null || true
+			d=$(dirname "$d")
+		done
+	fi
+	chmod 0711 "$base"
+}
+
+# pg_init BASE: initdb with trust auth (local socket only), superuser "postgres", UTF-8.
+pg_init() {
+	local base=$1
+	pg_prepare_base "$base"
+	pg_run mkdir -p "$base/data" "$base/sock"
+	pg_run chmod 0755 "$base/sock"
+	pg_run "$PG_BINDIR/initdb" -D "$base/data" -U postgres --auth=trust \
+		--encoding=UTF8 --locale=C.UTF-8 --no-sync >"$base/initdb.log" 2>&1 \
+		|| { cat "$base/initdb.log" >&2; die "initdb failed in $base"; }
+}
+
+# pg_start BASE PORT [fast]: starts the cluster listening on BASE/sock only.
+# "fast" turns fsync off (tests only). Waits until it accepts connections.
+pg_start() {
+	local base=$1 port=$2 mode=${3:-}
+	local opts="-c listen_addresses='' -k $base/sock -p $port"
+	[ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+	pg_run "$PG_BINDIR/pg_ctl" -D "$base/data" -o "$opts" -l "$base/postgresql.log" -w -t 60 start >/dev/null \
+		|| { tail -n 30 "$base/postgresql.log" >&2; die "PostgreSQL did not start in $base"; }
+}
+
+# pg_stop BASE: fast shutdown; quiet when it is not running.
+pg_stop() {
+	local base=$1
+	[ -f "$base/data/postmaster.pid" ] || return 0
+	pg_run "$PG_BINDIR/pg_ctl" -D "$base/data" -m fast -w -t 60 stop >/dev/null 2>&1 || true
+}
+
+# pg_psql SOCKDIR PORT DB [psql args...]: psql as the superuser, stopping on errors.
+pg_psql() {
+	local sock=$1 port=$2 db=$3
+	shift 3
+	psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -U postgres -d "$db" "$@"
+}
+
+# pg_create_roles SOCKDIR PORT: the schema owner and the daemon's role. scanqa_app
+# must exist before migrate, because the migration grants to it.
+pg_create_roles() {
+	local sock=$1 port=$2
+	pg_psql "$sock" "$port" postgres <<'SQL'
+DO $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_owner') THEN
+		CREATE ROLE scanqa_owner LOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_app') THEN
+		CREATE ROLE scanqa_app LOGIN;
+	END IF;
+END
+$$;
+SQL
+}
+
+# pg_create_db SOCKDIR PORT NAME: an empty database owned by scanqa_owner.
+pg_create_db() {
+	local sock=$1 port=$2 name=$3
+	pg_psql "$sock" "$port" postgres -c "CREATE DATABASE \"$name\" OWNER scanqa_owner"
+}
+
+# pg_drop_db SOCKDIR PORT NAME
+pg_drop_db() {
+	local sock=$1 port=$2 name=$3
+	pg_psql "$sock" "$port" postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)"
+}
+
+# scanqa_conf_for FILE SOCKDIR PORT DB LISTEN SOCKET_GROUP: writes a daemon
+# config derived from conf/scanqa.conf, with only the connection, listen,
+# socket group and migration settings replaced for a private cluster.
+scanqa_conf_for() {
+	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6
+	{
+		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|migrations_dir|socket_group)[[:space:]]*=' \
+			"$SCANQA_ROOT/conf/scanqa.conf"
+		echo
+		echo "# replaced for a private PostgreSQL cluster by script/lib.sh"
+		echo "conninfo = \"dbname=$db user=scanqa_app host=$sock port=$port\""
+		echo "admin_conninfo = \"dbname=$db user=scanqa_owner host=$sock port=$port\""
+		echo "listen = $listen"
+		echo "socket_group = $group"
+		echo "migrations_dir = $SCANQA_ROOT/sql"
+	} >"$out"
+}
+
+# ---- nginx ------------------------------------------------------------------
+
+# nginx_user_line: the "user" directive for a private nginx. As root the
+# production arrangement applies (workers as www-data, which reach the daemon
+# through the socket's group); otherwise nginx runs as ourselves.
+nginx_user_line() {
+	if is_root && getent passwd www-data >/dev/null && getent group www-data >/dev/null; then
+		echo 'user www-data;'
+	elif is_root; then
+		echo 'user root;'
+	fi
+}
+
+# socket_group_for_nginx: the socket_group that matches nginx_user_line.
+socket_group_for_nginx() {
+	if is_root && getent group www-data >/dev/null; then echo www-data; fi
+}
+
+# nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
+# 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
+# conf/nginx/scanqa.conf with only the daemon's socket path replaced.
+nginx_conf_for() {
+	local dir=$1 port=$2 sock=$3
+	mkdir -p "$dir/tmp"
+	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
+	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	cat >"$dir/nginx.conf" <<NGINX
+# written by script/lib.sh (nginx_conf_for)
+daemon off;
+master_process on;
+worker_processes 1;
+$(nginx_user_line)
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/tmp/body;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    proxy_temp_path $dir/tmp/proxy;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    default_type application/octet-stream;
+
+    server {
+        listen 127.0.0.1:$port;
+        server_name localhost;
+        server_tokens off;
+
+        include $dir/scanqa.conf;
+    }
+}
+NGINX
+}

@@ -1,0 +1,813 @@
+package ScanQA::Test;
+
+# ScanQA::Test: runs one scanqa daemon behind one nginx against one fresh
+# database, for a single prove test file.
+
+use strict;
+use warnings;
+
+use Carp qw(croak);
+use Cwd qw(abs_path);
+use DBI;
+use Digest::SHA qw(sha256_hex);
+use Errno qw(EINTR EAGAIN);
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Path qw(remove_tree);
+use File::Temp qw(tempdir);
+use IO::Select;
+use IO::Socket::INET;
+use JSON::PP;
+use POSIX qw(WNOHANG);
+use Scalar::Util qw(weaken);
+use Test::More ();
+use Time::HiRes qw(sleep time);
+
+=head1 NAME
+
+ScanQA::Test - harness for scanqa's integration tests
+
+=head1 SYNOPSIS
+
+    use FindBin;
+    use lib "$FindBin::Bin/lib";
+    use ScanQA::Test;
+
+    my $t = ScanQA::Test->new(conf => { workers => 2 });
+    my $org  = $t->make_org('Acme');
+    my $user = $t->make_user($org, 'qa_inspector');
+    my $lp   = $t->make_lp($org);
+    my $ins  = $t->make_inspection($org, $lp);
+
+    my $r = $t->request(POST => '/api/v1/quality/scanner/quick-inspection',
+        token => $user->{token},
+        json  => { inspection_id => $ins, result => 'pass', inspection_method => 'scanner' });
+    is($r->{status}, 200, 'inspector completes the inspection');
+
+=head1 WHAT new() SETS UP
+
+Following nginx-tests, every test file gets a private temporary directory
+(kept when C<SCANQA_KEEP> is set, removed otherwise) holding everything it
+starts:
+
+=over
+
+=item * a database created for this test only. When C<script/test> runs the
+suite it starts one shared PostgreSQL cluster and migrates a template
+database there, and passes them in C<SCANQA_TEST_PGHOST> (socket directory),
+C<SCANQA_TEST_PGPORT> and C<SCANQA_TEST_TEMPLATE>; each test copies the
+template (C<CREATE DATABASE ... TEMPLATE>). Run alone (C<prove -v t/x.t>),
+or with C<< private_pg => 1 >>, the test initdb's its own cluster in its
+directory, creates the roles and runs C<scanqa migrate>; only then may it
+C<stop_pg> and C<start_pg>.
+
+=item * C<scanqa.conf>: the production config (C<conf/scanqa.conf>) with only
+conninfo, admin_conninfo, listen (a unix socket in the directory),
+migrations_dir and socket_group replaced, then the C<conf> overrides applied
+(a value of undef removes the key, so the daemon's default applies).
+
+=item * C<scanqa serve>, its stderr in C<daemon.log>.
+
+=item * C<nginx.conf>: pid, error log, temp paths and access log in the
+directory, C<listen 127.0.0.1:PORT> on a free port, and inside the server
+block an include of the production snippet (C<conf/nginx/scanqa.conf>) with
+only the socket path replaced.
+
+=back
+
+new() returns once C<GET /api/v1/health> answers 200 through nginx.
+
+When the tests run as root, the production socket arrangement is used: the
+daemon gives its socket group www-data and mode 0660 (from the production
+config), and nginx's workers run as www-data. Otherwise everything runs as the
+invoking user and socket_group is left empty.
+
+=head1 ENVIRONMENT
+
+C<SCANQA_BIN> (daemon binary, default ./scanqa), C<SCANQA_CONF> (config
+template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_SQL_DIR> (migrations; demo data in
+its demo/ subdirectory): test an installed package instead of the build tree.
+C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
+C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
+C<NGINX>: the nginx binary (default /usr/sbin/nginx).
+
+=head1 METHODS
+
+=over
+
+=item new(conf => {...}, private_pg => 0|1, start => 1)
+
+With C<< start => 0 >> nothing is started (call C<start> later), which lets
+a test prepare the database first.
+
+=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...})
+
+Sends one HTTP/1.1 request (Connection: close) to nginx and returns
+C<{status, headers, body, json}>: headers are lowercased names (repeated ones
+joined with ", "), json is the decoded body or undef. C<json> sets
+Content-Type: application/json unless C<headers> sets it; a header given as
+undef is not sent at all. request_start() sends and returns the socket,
+request_finish($sock) reads the response: two requests can be in flight at
+once. raw_request($bytes) sends bytes as they are.
+
+=item dbh, app_dbh, rows($sql, @bind), row($sql, @bind), one($sql, @bind)
+
+dbh is a superuser connection to the test database (row level security does
+not apply), app_dbh connects as scanqa_app. rows returns an arrayref of
+hashrefs, row the first row as a hashref, one the first column of the first
+row.
+
+=item make_org($name), make_user($org, $role, active => 1, ...), make_token($user_id, ...), make_lp($org, %cols), make_inspection($org, $lp, %cols), load_demo
+
+Fixtures, written as the superuser. make_user returns C<{id, org_id, role, token}>,
+where token is a fresh random bearer token whose SHA-256 is in api_tokens;
+make_token adds another token (columns such as expires_at, revoked_at may be
+given). make_inspection defaults to status in_progress. load_demo runs
+sql/demo/demo_data.sql as the schema owner.
+
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+
+Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
+($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
+error log (nginx-tests check that it is empty at the end of a file).
+
+=back
+
+=cut
+
+my $ROOT = abs_path(dirname(__FILE__) . '/../../..');
+my @LIVE;      # objects to clean up at END
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+
+sub root { $ROOT }
+
+sub _bin     { $ENV{SCANQA_BIN} // "$ROOT/scanqa" }
+sub _conf    { $ENV{SCANQA_CONF} // "$ROOT/conf/scanqa.conf" }
+sub _snippet { $ENV{SCANQA_NGINX_SNIPPET} // "$ROOT/conf/nginx/scanqa.conf" }
+sub _sqldir  { $ENV{SCANQA_SQL_DIR} // "$ROOT/sql" }
+sub _nginx   { $ENV{NGINX} // '/usr/sbin/nginx' }
+
+sub _is_root { $> == 0 }
+
+# An interrupted test still stops what it started (END runs on exit).
+$SIG{INT} = $SIG{TERM} = sub { exit 130 };
+
+sub new {
+	my ($class, %o) = @_;
+	my $self = bless {
+		conf_overrides => $o{conf} // {},
+		private_pg     => $o{private_pg} // 0,
+		owner_pid      => $$,
+		seq            => 0,
+	}, $class;
+
+	croak "scanqa binary not found at " . _bin() . " (build first: script/test does)"
+		unless -x _bin();
+
+	my $dir = tempdir('scanqa-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	$self->{dir} = $dir;
+	push @LIVE, $self;
+	weaken $LIVE[-1];
+	# Other users (postgres, www-data) must reach their sockets in here.
+	chmod 0711, $dir if _is_root();
+
+	$self->_setup_db;
+	$self->_write_conf;
+	$self->start if $o{start} // 1;
+	return $self;
+}
+
+sub dir  { $_[0]{dir} }
+sub port { $_[0]{port} }
+sub db_name { $_[0]{db} }
+sub conf_path { "$_[0]{dir}/scanqa.conf" }
+sub socket_path { "$_[0]{dir}/scanqa.sock" }
+
+# Starts the daemon and nginx and waits for health 200.
+sub start {
+	my ($self) = @_;
+	$self->start_daemon;
+	$self->_start_nginx unless $self->{nginx_pid};
+	$self->wait_health(200)
+		or croak "scanqa did not become healthy; daemon log:\n" . $self->daemon_log
+		. "\nnginx error log:\n" . $self->nginx_error_log;
+	return $self;
+}
+
+# ---- shell helpers from script/lib.sh ------------------------------------------
+
+sub _lib {
+	my ($self, @cmd) = @_;
+	my $log = "$self->{dir}/lib.log";
+	my $pid = fork // croak "fork: $!";
+	if (!$pid) {
+		open STDOUT, '>>', $log;
+		open STDERR, '>&', \*STDOUT;
+		exec('bash', '-c', 'set -euo pipefail; source "$0"; "$@"', "$ROOT/script/lib.sh", @cmd) or POSIX::_exit(127);
+	}
+	waitpid $pid, 0;
+	croak "script/lib.sh @cmd failed:\n" . _slurp($log) if $?;
+}
+
+# ---- database -------------------------------------------------------------------
+
+sub _setup_db {
+	my ($self) = @_;
+	if (!$self->{private_pg} && $ENV{SCANQA_TEST_PGHOST}) {
+		$self->{pghost}   = $ENV{SCANQA_TEST_PGHOST};
+		$self->{pgport}   = $ENV{SCANQA_TEST_PGPORT} // 5432;
+		$self->{template} = $ENV{SCANQA_TEST_TEMPLATE} // 'scanqa_template';
+		$self->{db}       = "scanqa_t_${$}_" . int(rand(1e9));
+		$self->_create_db_from_template;
+		return;
+	}
+	# An own cluster: initdb, roles, database, migrations.
+	my $base = "$self->{dir}/pg";
+	$self->{pgbase} = $base;
+	$self->{pghost} = "$base/sock";
+	$self->{pgport} = 5432;    # no TCP: the port only names the socket file
+	$self->{db}     = 'scanqa_test';
+	$self->_lib(pg_init => $base);
+	$self->start_pg;
+	$self->_lib(pg_create_roles => $self->{pghost}, $self->{pgport});
+	$self->_lib(pg_create_db => $self->{pghost}, $self->{pgport}, $self->{db});
+	$self->_write_conf;
+	$self->migrate == 0 or croak "scanqa migrate failed:\n" . _slurp("$self->{dir}/migrate.log");
+}
+
+sub _create_db_from_template {
+	my ($self) = @_;
+	my $admin = $self->_connect('postgres', 'postgres');
+	# Two tests copying the template at the same moment can see each other as
+	# "other users" of it; that passes in a moment.
+	for my $try (1 .. 50) {
+		my $ok = eval {
+			$admin->do(qq{CREATE DATABASE "$self->{db}" TEMPLATE "$self->{template}" OWNER scanqa_owner});
+			1;
+		};
+		last if $ok;
+		my $err = $@;
+		croak "creating the test database failed: $err"
+			if $err !~ /being accessed by other users/ || $try == 50;
+		sleep 0.1;
+	}
+	$admin->disconnect;
+}
+
+# Runs "scanqa migrate" with the test's config; returns its exit status.
+sub migrate {
+	my ($self) = @_;
+	return $self->_run_logged("$self->{dir}/migrate.log", _bin(), '-c', $self->conf_path, 'migrate');
+}
+
+sub _run_logged {
+	my ($self, $log, @cmd) = @_;
+	my $pid = fork // croak "fork: $!";
+	if (!$pid) {
+		open STDOUT, '>>', $log;
+		open STDERR, '>&', \*STDOUT;
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	waitpid $pid, 0;
+	return $?;
+}
+
+sub _connect {
+	my ($self, $user, $db) = @_;
+	my $dsn = "dbi:Pg:dbname=" . ($db // $self->{db}) . ";host=$self->{pghost};port=$self->{pgport}";
+	return DBI->connect($dsn, $user, '', {
+		AutoCommit => 1, RaiseError => 1, PrintError => 0, pg_enable_utf8 => 1,
+	}) // croak "cannot connect to PostgreSQL as $user: $DBI::errstr";
+}
+
+sub dbh {
+	my ($self) = @_;
+	my $h = $self->{dbh};
+	return $h if $h && $h->ping;
+	return $self->{dbh} = $self->_connect('postgres');
+}
+
+sub app_dbh {
+	my ($self) = @_;
+	my $h = $self->{app_dbh};
+	return $h if $h && $h->ping;
+	return $self->{app_dbh} = $self->_connect('scanqa_app');
+}
+
+sub rows {
+	my ($self, $sql, @bind) = @_;
+	return $self->dbh->selectall_arrayref($sql, { Slice => {} }, @bind);
+}
+
+sub row {
+	my ($self, $sql, @bind) = @_;
+	return $self->rows($sql, @bind)->[0];
+}
+
+sub one {
+	my ($self, $sql, @bind) = @_;
+	my $r = $self->dbh->selectrow_arrayref($sql, undef, @bind);
+	return $r ? $r->[0] : undef;
+}
+
+sub _disconnect_all {
+	my ($self) = @_;
+	for my $k (qw(dbh app_dbh)) {
+		my $h = delete $self->{$k} or next;
+		eval { $h->disconnect };
+	}
+}
+
+sub stop_pg {
+	my ($self) = @_;
+	croak "stop_pg needs private_pg => 1" unless $self->{pgbase};
+	$self->_disconnect_all;
+	$self->_lib(pg_stop => $self->{pgbase});
+}
+
+sub start_pg {
+	my ($self) = @_;
+	croak "start_pg needs private_pg => 1" unless $self->{pgbase};
+	$self->_lib(pg_start => $self->{pgbase}, $self->{pgport}, 'fast');
+}
+
+# ---- fixtures -------------------------------------------------------------------
+
+sub _seq { ++$_[0]{seq} }
+
+sub _insert {
+	my ($self, $table, %cols) = @_;
+	my @k = sort keys %cols;
+	my $sql = "INSERT INTO $table (" . join(', ', @k) . ") VALUES ("
+		. join(', ', map { $_ eq 'token_sha256' ? "decode(?, 'hex')" : '?' } @k)
+		. ") RETURNING id";
+	return $self->one($sql, @cols{@k});
+}
+
+sub make_org {
+	my ($self, $name) = @_;
+	return $self->_insert('organizations', name => $name // 'Org ' . $self->_seq);
+}
+
+sub make_user {
+	my ($self, $org, $role, %o) = @_;
+	my $n = $self->_seq;
+	my %cols = (
+		org_id       => $org,
+		role         => $role // 'qa_inspector',
+		email        => $o{email} // "user$n.$$.@{[int rand 1e9]}\@test.example",
+		display_name => $o{display_name} // "Test User $n",
+		active       => exists $o{active} ? ($o{active} ? 1 : 0) : 1,
+	);
+	my $id = $self->_insert('users', %cols);
+	return { id => $id, org_id => $org, role => $cols{role}, token => $self->make_token($id) };
+}
+
+sub make_token {
+	my ($self, $user_id, %cols) = @_;
+	my $token = 'tok-' . join '', map { sprintf '%02x', int rand 256 } 1 .. 24;
+	$self->_insert('api_tokens', %cols, user_id => $user_id, token_sha256 => sha256_hex($token));
+	return $token;
+}
+
+sub make_lp {
+	my ($self, $org, %cols) = @_;
+	return $self->_insert('license_plates',
+		org_id => $org, barcode => 'LPT' . $self->_seq, quantity => 10, %cols);
+}
+
+sub make_inspection {
+	my ($self, $org, $lp, %cols) = @_;
+	return $self->_insert('quality_inspections',
+		org_id => $org, lp_id => $lp, inspection_number => 'INS-T-' . $self->_seq,
+		status => 'in_progress', %cols);
+}
+
+sub load_demo {
+	my ($self) = @_;
+	my $file = _sqldir() . '/demo/demo_data.sql';
+	my $st = $self->_run_logged("$self->{dir}/demo.log", 'psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1',
+		'-h', $self->{pghost}, '-p', $self->{pgport}, '-U', 'scanqa_owner', '-d', $self->{db},
+		'-f', $file);
+	croak "loading $file failed:\n" . _slurp("$self->{dir}/demo.log") if $st;
+	return 1;
+}
+
+# ---- daemon config ----------------------------------------------------------------
+
+sub _conf_value {
+	my ($v) = @_;
+	return '' if $v eq '';
+	return $v if $v =~ /^[^\s"#][^"#]*$/ && $v !~ /\s$/;
+	return '"' . $v . '"';
+}
+
+sub _write_conf {
+	my ($self) = @_;
+	my $ci = "host=$self->{pghost} port=$self->{pgport} dbname=$self->{db}";
+	my %set = (
+		conninfo       => "$ci user=scanqa_app",
+		admin_conninfo => "$ci user=scanqa_owner",
+		listen         => 'unix:' . $self->socket_path,
+		migrations_dir => _sqldir(),
+		socket_group   => ($self->_www_data ? 'www-data' : ''),
+		%{ $self->{conf_overrides} },
+	);
+	my @out;
+	my %done;
+	open my $in, '<', _conf() or croak "cannot read " . _conf() . ": $!";
+	while (my $line = <$in>) {
+		if ($line =~ /^\s*([A-Za-z_]+)\s*=/ && exists $set{$1}) {
+			my $k = $1;
+			next if $done{$k}++;
+			next unless defined $set{$k};
+			$line = "$k = " . _conf_value($set{$k}) . "\n";
+		}
+		push @out, $line;
+	}
+	close $in;
+	for my $k (sort keys %set) {
+		next if $done{$k} || !defined $set{$k};
+		push @out, "$k = " . _conf_value($set{$k}) . "\n";
+	}
+	_spew($self->conf_path, join '', @out);
+}
+
+# Changes settings in the daemon's config file (undef removes one); the daemon
+# sees them after signal_daemon('HUP').
+sub rewrite_conf {
+	my ($self, %o) = @_;
+	$self->{conf_overrides} = { %{ $self->{conf_overrides} }, %o };
+	$self->_write_conf;
+}
+
+# True when the production socket arrangement (group www-data) is used.
+sub _www_data {
+	return _is_root() && defined getpwnam('www-data') && defined getgrnam('www-data');
+}
+
+# ---- daemon ---------------------------------------------------------------------
+
+sub start_daemon {
+	my ($self) = @_;
+	croak "daemon already running" if $self->{daemon_pid};
+	unlink $self->socket_path;
+	my @cmd = (_bin(), '-c', $self->conf_path, 'serve');
+	unshift @cmd, split ' ', $ENV{SCANQA_WRAPPER} if $ENV{SCANQA_WRAPPER};
+	my $pid = fork // croak "fork: $!";
+	if (!$pid) {
+		setpgrp(0, 0);
+		open STDIN, '<', '/dev/null';
+		open STDOUT, '>>', "$self->{dir}/daemon.log";
+		open STDERR, '>&', \*STDOUT;
+		exec(@cmd) or POSIX::_exit(127);
+	}
+	$self->{daemon_pid} = $pid;
+	# The socket appears once the master listens.
+	my $deadline = time + 30;
+	while (!-S $self->socket_path) {
+		if (waitpid($pid, WNOHANG) == $pid) {
+			delete $self->{daemon_pid};
+			croak "scanqa serve exited with status $? before listening:\n" . $self->daemon_log;
+		}
+		croak "scanqa serve did not create its socket:\n" . $self->daemon_log if time > $deadline;
+		sleep 0.02;
+	}
+	return $pid;
+}
+
+sub master_pid { $_[0]{daemon_pid} }
+
+# Children of the master, from /proc.
+sub worker_pids {
+	my ($self) = @_;
+	my $master = $self->{daemon_pid} or return ();
+	return _children($master);
+}
+
+sub _children {
+	my ($ppid) = @_;
+	my @kids;
+	opendir my $d, '/proc' or return ();
+	for my $p (grep { /^\d+$/ } readdir $d) {
+		open my $f, '<', "/proc/$p/stat" or next;
+		my $stat = <$f> // next;
+		# pid (comm) state ppid ...; comm may contain spaces and parentheses
+		next unless $stat =~ /\)\s+\S+\s+(\d+)/;
+		push @kids, $p + 0 if $1 == $ppid;
+	}
+	return sort { $a <=> $b } @kids;
+}
+
+sub signal_daemon {
+	my ($self, $sig) = @_;
+	my $pid = $self->{daemon_pid} or croak "daemon not running";
+	kill $sig, $pid or croak "kill $sig $pid: $!";
+}
+
+# SIGTERM, then waits (up to shutdown_timeout + 15 s, then SIGKILL). Returns $?.
+sub stop_daemon {
+	my ($self, %o) = @_;
+	my $pid = delete $self->{daemon_pid} or return undef;
+	my @workers = _children($pid);
+	kill 'TERM', $pid;
+	my $limit = ($o{timeout} // 45);
+	my $status = _wait_pid($pid, $limit);
+	if (!defined $status) {
+		Test::More::diag("scanqa master $pid ignored SIGTERM for ${limit}s; killing it");
+		kill 'KILL', $pid;
+		$status = _wait_pid($pid, 10);
+	}
+	# Workers must not outlive their master.
+	kill 'KILL', grep { kill 0, $_ } @workers;
+	return $status;
+}
+
+sub _wait_pid {
+	my ($pid, $timeout) = @_;
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		my $r = waitpid $pid, WNOHANG;
+		return $? if $r == $pid;
+		return 0 if $r == -1;
+		sleep 0.05;
+	}
+	return undef;
+}
+
+sub daemon_log { _slurp("$_[0]{dir}/daemon.log") }
+
+# ---- nginx ----------------------------------------------------------------------
+
+sub _free_port {
+	my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Proto => 'tcp', Listen => 1)
+		or croak "cannot find a free port: $!";
+	my $port = $s->sockport;
+	close $s;
+	return $port;
+}
+
+sub _write_nginx_conf {
+	my ($self) = @_;
+	my $d = $self->{dir};
+	my $snippet = _slurp(_snippet());
+	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
+	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
+	_spew("$d/scanqa-nginx.conf", $snippet);
+	# The snippet's "include fastcgi_params" is relative to this config's directory.
+	copy('/etc/nginx/fastcgi_params', "$d/fastcgi_params") or croak "copy fastcgi_params: $!";
+
+	my $user = '';
+	$user = 'user www-data;' if $self->_www_data;
+	$user = 'user root;' if _is_root() && !$self->_www_data;
+	mkdir "$d/nginx-tmp";
+	_spew("$d/nginx.conf", <<"EOF");
+# written by t/lib/ScanQA/Test.pm
+daemon off;
+master_process on;
+worker_processes 1;
+$user
+pid $d/nginx.pid;
+error_log $d/nginx-error.log info;
+
+events {
+    worker_connections 256;
+}
+
+http {
+    access_log $d/nginx-access.log;
+    client_body_temp_path $d/nginx-tmp/body;
+    fastcgi_temp_path $d/nginx-tmp/fastcgi;
+    proxy_temp_path $d/nginx-tmp/proxy;
+    uwsgi_temp_path $d/nginx-tmp/uwsgi;
+    scgi_temp_path $d/nginx-tmp/scgi;
+    default_type application/octet-stream;
+
+    server {
+        listen 127.0.0.1:$self->{port};
+        server_name localhost;
+        server_tokens off;
+
+        include $d/scanqa-nginx.conf;
+    }
+}
+EOF
+}
+
+sub _start_nginx {
+	my ($self) = @_;
+	my $d = $self->{dir};
+	for my $try (1 .. 5) {
+		$self->{port} = _free_port();
+		$self->_write_nginx_conf;
+		my $pid = fork // croak "fork: $!";
+		if (!$pid) {
+			setpgrp(0, 0);
+			open STDIN, '<', '/dev/null';
+			open STDOUT, '>>', "$d/nginx-stderr.log";
+			open STDERR, '>&', \*STDOUT;
+			exec(_nginx(), '-p', "$d/", '-c', "$d/nginx.conf", '-e', "$d/nginx-error.log") or POSIX::_exit(127);
+		}
+		my $deadline = time + 20;
+		while (time < $deadline) {
+			if (waitpid($pid, WNOHANG) == $pid) {
+				last;
+			}
+			if (IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')) {
+				$self->{nginx_pid} = $pid;
+				return $pid;
+			}
+			sleep 0.02;
+		}
+		kill 'KILL', $pid;
+		waitpid $pid, 0;
+		# Another process took the port between our probe and nginx's bind: try another.
+		next if $self->nginx_error_log =~ /Address already in use/;
+		last;
+	}
+	croak "nginx did not start:\n" . $self->nginx_error_log . _slurp("$d/nginx-stderr.log");
+}
+
+sub stop_nginx {
+	my ($self) = @_;
+	my $pid = delete $self->{nginx_pid} or return;
+	kill 'TERM', $pid;
+	if (!defined _wait_pid($pid, 15)) {
+		kill 'KILL', $pid;
+		_wait_pid($pid, 5);
+	}
+}
+
+sub nginx_error_log { _slurp("$_[0]{dir}/nginx-error.log") }
+
+sub nginx_alerts {
+	my ($self) = @_;
+	return join '', grep { /\[(alert|crit|emerg)\]/ } split /^/, $self->nginx_error_log;
+}
+
+# ---- HTTP -----------------------------------------------------------------------
+
+sub _build_request {
+	my ($self, $method, $path, %o) = @_;
+	my %h = (Host => 'localhost', Connection => 'close');
+	my $body = $o{body};
+	if (exists $o{json}) {
+		$body = $JSON->encode($o{json});
+		$h{'Content-Type'} = 'application/json';
+	}
+	$h{Authorization} = "Bearer $o{token}" if defined $o{token};
+	if (defined $body) {
+		utf8::encode($body) if utf8::is_utf8($body);
+		$h{'Content-Length'} = length $body;
+	}
+	# Caller's headers win, case-insensitively; undef removes one.
+	my %extra = %{ $o{headers} // {} };
+	for my $k (keys %extra) {
+		delete $h{$_} for grep { lc $_ eq lc $k } keys %h;
+	}
+	%h = (%h, %extra);
+	my $req = "$method $path HTTP/1.1\r\n";
+	$req .= "$_: $h{$_}\r\n" for grep { defined $h{$_} } sort keys %h;
+	return $req . "\r\n" . ($body // '');
+}
+
+sub request_start {
+	my ($self, $method, $path, %o) = @_;
+	return $self->raw_request_start($self->_build_request($method, $path, %o));
+}
+
+sub raw_request_start {
+	my ($self, $bytes) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')
+		or croak "cannot connect to nginx on port $self->{port}: $!";
+	local $SIG{PIPE} = 'IGNORE';
+	my $off = 0;
+	while ($off < length $bytes) {
+		my $n = syswrite $s, $bytes, 65536, $off;
+		if (!defined $n) {
+			next if $! == EINTR;
+			last;    # the server stopped reading (e.g. an early 413): read its answer
+		}
+		$off += $n;
+	}
+	return $s;
+}
+
+sub request_finish {
+	my ($self, $s, %o) = @_;
+	my $timeout = $o{timeout} // 60;
+	my $sel = IO::Select->new($s);
+	my $buf = '';
+	my $deadline = time + $timeout;
+	while (1) {
+		my $left = $deadline - time;
+		croak "no complete response within ${timeout}s; got:\n$buf" if $left <= 0;
+		next unless $sel->can_read($left);
+		my $n = sysread $s, $buf, 65536, length $buf;
+		if (!defined $n) {
+			next if $! == EINTR || $! == EAGAIN;
+			last;    # reset after the response, e.g. lingering close gave up
+		}
+		last if $n == 0;
+	}
+	close $s;
+	return _parse_response($buf);
+}
+
+sub request {
+	my ($self, $method, $path, %o) = @_;
+	return $self->request_finish($self->request_start($method, $path, %o));
+}
+
+sub raw_request {
+	my ($self, $bytes) = @_;
+	return $self->request_finish($self->raw_request_start($bytes));
+}
+
+sub _parse_response {
+	my ($buf) = @_;
+	my ($head, $body) = split /\r\n\r\n/, $buf, 2;
+	my @lines = split /\r\n/, $head // '';
+	my $statusline = shift @lines // '';
+	my ($status) = $statusline =~ m{^HTTP/\d\.\d (\d{3})};
+	my %h;
+	for (@lines) {
+		my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+		$k = lc $k;
+		$h{$k} = exists $h{$k} ? "$h{$k}, $v" : $v;
+	}
+	$body //= '';
+	if (($h{'transfer-encoding'} // '') =~ /chunked/i) {
+		my $plain = '';
+		while ($body =~ s/^([0-9a-fA-F]+)[^\r\n]*\r\n//) {
+			my $len = hex $1;
+			last if $len == 0;
+			$plain .= substr $body, 0, $len, '';
+			$body =~ s/^\r\n//;
+		}
+		$body = $plain;
+	}
+	my $json = eval { JSON::PP->new->utf8->allow_nonref->decode($body) };
+	return { status => $status // 0, status_line => $statusline, headers => \%h,
+		body => $body, json => $json, raw => $buf };
+}
+
+# Polls GET /api/v1/health until it answers $want (default 200); false on timeout.
+sub wait_health {
+	my ($self, $want, $timeout) = @_;
+	$want //= 200;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline) {
+		my $r = eval { $self->request(GET => '/api/v1/health', timeout => 10) };
+		return 1 if $r && $r->{status} == $want;
+		sleep 0.1;
+	}
+	return 0;
+}
+
+# ---- cleanup --------------------------------------------------------------------
+
+sub cleanup {
+	my ($self) = @_;
+	return if $self->{cleaned}++ || $self->{owner_pid} != $$;
+	local $?;    # keep the test's exit status
+	$self->_disconnect_all;
+	eval { $self->stop_nginx };
+	eval { $self->stop_daemon };
+	if ($self->{pgbase}) {
+		eval { $self->_lib(pg_stop => $self->{pgbase}) };
+	} elsif ($self->{template} && $self->{db}) {
+		eval {
+			my $admin = $self->_connect('postgres', 'postgres');
+			$admin->do(qq{DROP DATABASE IF EXISTS "$self->{db}" WITH (FORCE)});
+			$admin->disconnect;
+		};
+	}
+	if ($ENV{SCANQA_KEEP}) {
+		Test::More::diag("kept $self->{dir}");
+	} else {
+		remove_tree($self->{dir});
+	}
+}
+
+sub DESTROY { $_[0]->cleanup }
+
+END { $_->cleanup for grep { defined } @LIVE }
+
+# ---- files ----------------------------------------------------------------------
+
+sub _slurp {
+	my ($f) = @_;
+	open my $fh, '<', $f or return '';
+	local $/;
+	return scalar <$fh>;
+}
+
+sub _spew {
+	my ($f, $text) = @_;
+	open my $fh, '>', $f or croak "cannot write $f: $!";
+	print {$fh} $text;
+	close $fh or croak "cannot write $f: $!";
+}
+
+1;
