@@ -198,14 +198,19 @@ void resp_json(struct request *req, int status, struct json_object *obj)
 	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
 	if (!obj)
 		len = 2;
-	FCGX_FPrintF(req->fcgi->out,
-		     "Status: %d %s\r\n"
-		     "Content-Type: application/json\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "X-Request-Id: %s\r\n"
-		     "%s"
-		     "Content-Length: %zu\r\n\r\n",
-		     status, reason(status), req->request_id, req->extra_headers, len);
+	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
+	char head[1024];
+	int hl = snprintf(head, sizeof(head),
+			  "Status: %d %s\r\n"
+			  "Content-Type: application/json\r\n"
+			  "Cache-Control: no-store\r\n"
+			  "X-Request-Id: %s\r\n"
+			  "%s"
+			  "Content-Length: %zu\r\n\r\n",
+			  status, reason(status), req->request_id, req->extra_headers, len);
+	if (hl < 0 || (size_t)hl >= sizeof(head))
+		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
+	FCGX_PutStr(head, hl, req->fcgi->out);
 	FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;
