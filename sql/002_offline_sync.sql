@@ -12,7 +12,9 @@
 --                Its "id" (a UUID, checked by the daemon) identifies the action.
 --   p_device     payload.scanner_device_id when it is a string, else NULL.
 --   p_local_us   the action's timestamp in microseconds since the Unix epoch
---                (the daemon parses it, so any year Zod accepts converts exactly).
+--                (the daemon parses it, so any year Zod accepts converts exactly:
+--                whole seconds and microseconds are added separately, so no value
+--                passes through a double beyond 2^53).
 -- They never commit: with one call per autocommit statement, each action and its
 -- queue row are one transaction. They set scanqa.org_id for that transaction.
 
@@ -55,30 +57,28 @@ CREATE POLICY org_isolation ON quality_test_results TO scanqa_app, CURRENT_USER
 
 -- ---- the queue -------------------------------------------------------------------
 
+-- action_id: the action's id, from action_payload (NULL if it is not a UUID;
+-- the daemon only queues actions whose id is one). The API reference lists
+-- the columns the queue must have; this one is derived from them and exists
+-- for the index below: under row level security PostgreSQL only uses an index
+-- condition built from leakproof operators, so an expression index on
+-- (action_payload ->> 'id')::uuid could not serve the daemon's role, and every
+-- lookup would filter all of the organization's synced rows.
+ALTER TABLE scanner_offline_queue
+	ADD COLUMN action_id uuid GENERATED ALWAYS AS (
+		CASE WHEN (action_payload ->> 'id')
+			~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+		THEN (action_payload ->> 'id')::uuid END) STORED;
+
 -- At most one successful sync per action and organization: a replayed action
 -- becomes a 'duplicate' row instead of a second application. The functions
--- below find earlier successes through this index (same expression, same
--- predicate) while holding the action's advisory lock.
+-- below find earlier successes through this index while holding the action's
+-- advisory lock.
 CREATE UNIQUE INDEX scanner_offline_queue_synced_action_key
-	ON scanner_offline_queue (org_id, ((action_payload ->> 'id')::uuid))
+	ON scanner_offline_queue (org_id, action_id)
 	WHERE sync_status = 'synced';
 
 -- ---- functions -------------------------------------------------------------------
-
--- qa_sync_local_time: p_us microseconds since the Unix epoch as a timestamptz,
--- exactly (whole seconds and the microseconds are added separately, so no value
--- passes through a double beyond 2^53).
-CREATE FUNCTION qa_sync_local_time(p_us bigint)
-RETURNS timestamptz
-LANGUAGE sql
-IMMUTABLE
-STRICT
-SECURITY INVOKER
-SET search_path = public, pg_temp
-AS $fn$
-	SELECT timestamptz 'epoch' + (p_us / 1000000) * interval '1 second'
-		+ (p_us % 1000000) * interval '1 microsecond'
-$fn$;
 
 -- qa_sync_begin: the common start of an action: sets scanqa.org_id, takes the
 -- transaction-level advisory lock of (organization, action id), so concurrent
@@ -105,7 +105,7 @@ BEGIN
 		SELECT 1
 		  FROM scanner_offline_queue q
 		 WHERE q.org_id = p_org
-		   AND (q.action_payload ->> 'id')::uuid = p_action_id
+		   AND q.action_id = p_action_id
 		   AND q.sync_status = 'synced');
 END
 $fn$;
@@ -162,7 +162,8 @@ SET search_path = public, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-	v_local  timestamptz := qa_sync_local_time(p_local_us);
+	v_local  timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
+		+ (p_local_us % 1000000) * interval '1 microsecond';
 	v_status text;
 	v_error  text;
 	v_detail text;
@@ -246,7 +247,8 @@ SET search_path = public, pg_temp
 AS $fn$
 #variable_conflict use_column
 DECLARE
-	v_local     timestamptz := qa_sync_local_time(p_local_us);
+	v_local     timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
+		+ (p_local_us % 1000000) * interval '1 microsecond';
 	v_action_id uuid := (p_action ->> 'id')::uuid;
 	v_status    text;
 	v_error     text;
@@ -376,7 +378,9 @@ BEGIN
 		 created_at_local, sync_status, error_message)
 	VALUES
 		(p_org, p_user, v_type, p_action, p_device,
-		 qa_sync_local_time(p_local_us), 'failed', p_error);
+		 timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
+			+ (p_local_us % 1000000) * interval '1 microsecond',
+		 'failed', p_error);
 	RETURN 'failed';
 END
 $fn$;
@@ -385,7 +389,6 @@ $fn$;
 
 GRANT SELECT, INSERT ON quality_test_results TO scanqa_app;
 
-REVOKE ALL ON FUNCTION qa_sync_local_time(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_begin(uuid, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_busy_state(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
@@ -394,7 +397,6 @@ REVOKE ALL ON FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid
 	double precision, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, text, boolean)
 	FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION qa_sync_local_time(bigint) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_begin(uuid, uuid) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_busy_state(text) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
