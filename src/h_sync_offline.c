@@ -164,12 +164,17 @@ static enum outcome run_call(struct request *req, struct action_ctx *c, struct d
 	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		/* The statement failed as a whole, so its transaction rolled back. */
 		const char *state = db_sqlstate(r);
+		const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
 		bool busy = strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0 ||
 			    strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0;
+		char queued[sizeof c->error + 256];
+
 		log_error("sync action %s: %s: %s", c->a->id, what, PQresultErrorMessage(r));
 		snprintf(c->error, sizeof c->error, "%s", busy ? MSG_BUSY : what);
+		/* The queue row keeps the database's reason, as the SQL functions do. */
+		snprintf(queued, sizeof queued, "%s (%s: %.200s)", c->error, state, primary ? primary : "");
 		PQclear(r);
-		record_failure(req, c, c->error, false, answer, sizeof answer);
+		record_failure(req, c, queued, false, answer, sizeof answer);
 		return OUT_FAILED;
 	}
 	const char *status = PQgetvalue(r, 0, 0);
