@@ -85,6 +85,10 @@ build() {
 		say "./configure $args"
 		# shellcheck disable=SC2086
 		./configure $args
+		# Objects built with other flags (e.g. sanitizers) are not rebuilt by make.
+		if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$args" ]; then
+			make clean >/dev/null
+		fi
 		printf '%s' "$args" >"$stamp"
 	fi
 	say "make -j2"

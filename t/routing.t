@@ -154,6 +154,8 @@ for my $m (qw(GET PUT DELETE PATCH)) {
 	is(scalar(keys %ids), scalar(@seen), 'every response has its own request id');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing;

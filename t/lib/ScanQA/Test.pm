@@ -127,11 +127,13 @@ make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
 
-=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 ($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
-error log (nginx-tests check that it is empty at the end of a file).
+error log, daemon_errors the memory errors valgrind or the sanitizers reported
+in the daemon's log; test files end by checking that both are empty, after
+stopping the daemon (leaks are reported at exit).
 
 =back
 
@@ -544,6 +546,15 @@ sub _wait_pid {
 }
 
 sub daemon_log { _slurp("$_[0]{dir}/daemon.log") }
+
+# Memory errors the daemon reported: valgrind's "==PID==" lines (SCANQA_WRAPPER)
+# and AddressSanitizer/UBSan reports (./configure --enable-sanitizers). Leaks
+# show at process exit, so check after stop_daemon.
+sub daemon_errors {
+	my ($self) = @_;
+	return join '', grep { /^==\d+== |AddressSanitizer|LeakSanitizer|runtime error:/ }
+		split /^/, $self->daemon_log;
+}
 
 # ---- nginx ----------------------------------------------------------------------
 
