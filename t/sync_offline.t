@@ -649,6 +649,8 @@ sub batch_invalid {
 	$app->rollback;
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 unlike($t->daemon_log, qr/\b(FATAL|CRIT|sent no response)\b/, 'the daemon logged nothing fatal');
 

@@ -181,6 +181,8 @@ install_sleeper();
 }
 
 remove_sleeper();
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing;
