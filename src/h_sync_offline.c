@@ -76,6 +76,16 @@ struct action_ctx {
 	char error[512];       /* the client's message when not OUT_SUCCESS */
 };
 
+/* Cuts a string that snprintf() may have truncated inside a UTF-8 sequence back to
+ * whole characters: it goes into JSON and into a PostgreSQL text parameter. */
+static void utf8_trim(char *s)
+{
+	size_t len = strlen(s);
+
+	while (len > 0 && !utf8_valid(s, len))
+		s[--len] = '\0';
+}
+
 static void sleep_poll(void)
 {
 	struct timespec ts = { 0, RECONNECT_POLL_NS };
@@ -172,7 +182,9 @@ static enum outcome run_call(struct request *req, struct action_ctx *c, struct d
 		log_error("sync action %s: %s: %s", c->a->id, what, PQresultErrorMessage(r));
 		snprintf(c->error, sizeof c->error, "%s", busy ? MSG_BUSY : what);
 		/* The queue row keeps the database's reason, as the SQL functions do. */
-		snprintf(queued, sizeof queued, "%s (%s: %.200s)", c->error, state, primary ? primary : "");
+		snprintf(queued, sizeof queued, "%s (%s: %.200s", c->error, state, primary ? primary : "");
+		utf8_trim(queued);
+		strcat(queued, ")");
 		PQclear(r);
 		record_failure(req, c, queued, false, answer, sizeof answer);
 		return OUT_FAILED;
@@ -199,6 +211,7 @@ static enum outcome reject_payload(struct request *req, struct action_ctx *c, st
 
 	snprintf(c->error, sizeof c->error, "Validation failed: %s",
 		 verrors_first(e, first, sizeof first));
+	utf8_trim(c->error);
 	if (db_ensure())
 		record_failure(req, c, c->error, false, answer, sizeof answer);
 	else

@@ -10,6 +10,7 @@
 # changed: inspections, LP statuses, audit rows, test results and queue rows.
 
 use strict;
+use utf8;
 use warnings;
 
 use FindBin;
@@ -85,7 +86,7 @@ sub utc {
 sub decode_cols {
 	my ($rows, @cols) = @_;
 	for my $r (@$rows) {
-		$r->{$_} = decode_json($r->{$_}) for grep { defined $r->{$_} } @cols;
+		$r->{$_} = JSON::PP->new->decode($r->{$_}) for grep { defined $r->{$_} } @cols;
 	}
 	return $rows;
 }
@@ -422,6 +423,22 @@ sub batch_invalid {
 	is(lp_status($lp1), 'passed', 'the first synced action changed its LP');
 	is(lp_status($lp2), 'failed', 'and so did the last');
 	is(scalar @{ audit_rows($ok1) }, 1, 'the duplicate wrote no second audit row');
+}
+
+{
+	# The first error names the value it received; a long one is cut, at a character boundary.
+	my ($ins) = fresh();
+	my $a = qi_action($ins, "\x{e9}" x 600, iso($T0));
+	my $before = counts();
+	my $r = sync([ $a ]);
+	is($r->{status}, 200, 'a payload with a very long invalid value is answered');
+	ok($r->{json}, 'in valid UTF-8 JSON');
+	my $err = $r->{json}{errors}[0]{error} // '';
+	like($err, qr/^Validation failed: payload\.result: Expected 'pass' \| 'fail', received '\x{e9}+$/,
+		'the error is cut short after whole characters');
+	ok(length $err < 512, 'and stays short (' . length($err) . ' characters)');
+	changed($before, 'its failure is queued', q_failed => 1);
+	is(queue_rows($a->{id})->[0]{error_message}, $err, 'with the same message');
 }
 
 # ---- replaying a batch ------------------------------------------------------------------
