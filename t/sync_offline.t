@@ -18,13 +18,13 @@ use lib "$FindBin::Bin/lib";
 use JSON::PP;
 use POSIX qw(floor strftime);
 use Test::More;
-use Time::HiRes qw(time);
+use Time::HiRes qw(sleep time);
 
 use ScanQA::Test;
 
 my $PATH = '/api/v1/quality/scanner/sync-offline';
 
-my $t = ScanQA::Test->new(conf => { workers => 3, lock_timeout => 300 });
+my $t = ScanQA::Test->new(conf => { workers => 3, lock_timeout => 1500 });
 
 my $org   = $t->make_org('Acme Warehouse');
 my $other = $t->make_org('Rival Warehouse');
@@ -485,8 +485,21 @@ sub batch_invalid {
 	my @a = map { qi_action($ins[$_][0], 'pass', iso($T0 + $_)) } 0 .. 39;
 	push @a, tr_action($ins[0][0], 'weight', 'pass', iso($T0 - 1), measured_value => 9.5, unit => 'kg');
 	my $before = counts();
+	# Both copies start by waiting for the first action's advisory lock, held here,
+	# so that they really run side by side once it is released.
+	my $holder = $t->_connect('postgres');
+	$holder->do('SELECT pg_advisory_lock(hashtext(?), hashtext(?))', undef, $org, $a[-1]{id});
 	my $s1 = $t->request_start(POST => $PATH, token => $inspector->{token}, json => { actions => \@a });
 	my $s2 = $t->request_start(POST => $PATH, token => $manager->{token}, json => { actions => \@a });
+	my $waiting = 0;
+	for (1 .. 100) {
+		$waiting = $t->one(q{SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted});
+		last if $waiting == 2;
+		sleep 0.01;
+	}
+	is($waiting, 2, 'both copies wait for the first action at the same time');
+	$holder->do('SELECT pg_advisory_unlock(hashtext(?), hashtext(?))', undef, $org, $a[-1]{id});
+	$holder->disconnect;
 	my $r1 = $t->request_finish($s1);
 	my $r2 = $t->request_finish($s2);
 	json_ok($r1, { success => 41, failed => 0, errors => [] }, 'the first of two concurrent copies succeeds');
@@ -499,6 +512,9 @@ sub batch_invalid {
 		$bad++ unless "@s" eq 'duplicate synced';
 	}
 	is($bad, 0, 'each action has exactly one synced and one duplicate queue row');
+	note(sprintf 'synced by the first copy: %d, by the second: %d',
+		map { $t->one(q{SELECT count(*) FROM scanner_offline_queue WHERE sync_status = 'synced'
+			AND user_id = ? AND action_id = ANY (?::uuid[])}, $_, [ map { $_->{id} } @a ]) } $inspector->{id}, $manager->{id});
 	is($t->one('SELECT count(*) FROM quality_test_results WHERE inspection_id = ?', $ins[0][0]), 1,
 		'the test result is recorded once');
 }
@@ -613,7 +629,7 @@ sub batch_invalid {
 	unlike($r->{body}, qr/disk on fire/, 'the client does not see it');
 	$t->dbh->do('DROP TRIGGER t_explode ON quality_inspections');
 
-	# A row lock held elsewhere: lock_timeout (300 ms here) ends the wait.
+	# A row lock held elsewhere: lock_timeout (1.5 s here) ends the wait.
 	my $locker = $t->_connect('postgres');
 	$locker->begin_work;
 	$locker->do('SELECT 1 FROM quality_inspections WHERE id = ? FOR UPDATE', undef, $i3);
