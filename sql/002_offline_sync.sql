@@ -36,7 +36,7 @@ CREATE TABLE quality_test_results (
 	result          text NOT NULL CHECK (result IN ('pass', 'fail')),
 	measured_value  double precision,
 	unit            text CHECK (char_length(unit) <= 20),
-	notes           text,
+	notes           text CHECK (char_length(notes) <= 2000),
 	device_id       text,
 	-- When the inspector measured: the action's timestamp, never later than
 	-- the time it reached the server.

@@ -334,6 +334,16 @@ sub batch_invalid {
 	my $d = audit_rows($past)->[0]{metadata}{sync_delay_seconds};
 	my $want = floor($t->one(q{SELECT extract(epoch FROM now() - '2025-01-23T10:30:00.123456Z'::timestamptz)}));
 	ok($d <= $want && $d >= $want - 60, "a delay of many days is counted in whole seconds ($d)");
+
+	my ($first) = fresh();
+	my ($last) = fresh();
+	$before = counts();
+	$r = sync([ qi_action($first, 'pass', '0000-01-01T00:00:00Z'), qi_action($last, 'pass', '9999-12-31T23:59:59.999999Z') ]);
+	json_ok($r, { success => 2, failed => 0, errors => [] }, 'the extreme years Zod accepts are stored');
+	changed($before, 'both complete', completed => 2, lp_changed => 2, audit => 2, q_synced => 2);
+	is($t->one(q{SELECT to_char(completed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS BC') FROM quality_inspections WHERE id = ?}, $first),
+		'0001-01-01 00:00:00 BC', 'year 0000 is 1 BC');
+	ok($t->one('SELECT completed_at <= now() FROM quality_inspections WHERE id = ?', $last), 'year 9999 is clamped to now');
 }
 
 # ---- chronological order ------------------------------------------------------------------
