@@ -119,7 +119,10 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			chmod o+x "$d" 2>/dev/null || true
+			if ! runuser -u postgres -- test -x "$d"; then
+				say "letting the postgres user traverse $d (chmod o+x)"
+				chmod o+x "$d"
+			fi
 			d=$(dirname "$d")
 		done
 	fi

@@ -168,7 +168,7 @@ sub new {
 	croak "scanqa binary not found at " . _bin() . " (build first: script/test does)"
 		unless -x _bin();
 
-	my $dir = tempdir('scanqa-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	my $dir = tempdir('scanqa-t-' . 'X' x 6, TMPDIR => 1, CLEANUP => 0);
 	$self->{dir} = $dir;
 	push @LIVE, $self;
 	weaken $LIVE[-1];
