@@ -165,6 +165,7 @@ static enum outcome run_call(struct request *req, struct action_ctx *c, struct d
 
 	/* Knowing that nothing was sent keeps "not processed" apart from "unknown". */
 	if (!db_ensure()) {
+		log_warn("sync action %s: not processed, the database is unavailable", c->a->id);
 		snprintf(c->error, sizeof c->error, "%s", MSG_NOT_SENT);
 		return OUT_NOT_SENT;
 	}
@@ -321,6 +322,7 @@ void h_sync_offline(struct request *req, const struct route_params *p)
 			snprintf(c.error, sizeof c.error, "Internal server error");
 			out = OUT_FAILED;
 		} else if (now_mono_us() - req->start_us > SYNC_BUDGET_US) {
+			log_warn("sync action %s: not processed, the batch is out of time", c.a->id);
 			snprintf(c.error, sizeof c.error, "%s", MSG_NO_TIME);
 			out = OUT_NOT_SENT;
 		} else if (c.a->type == SYNC_TEST_RESULT) {
