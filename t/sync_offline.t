@@ -480,6 +480,15 @@ sub batch_invalid {
 	json_ok($r, { success => 1, failed => 0, errors => [] }, 'a replay by another user of the organization is a duplicate too');
 	changed($before, 'one more duplicate row', q_duplicate => 1);
 
+	# A synced id sent again with a payload that fails validation: the payload is judged first.
+	my $reused = { %{ $a[1] }, payload => { %{ $a[1]{payload} }, result => 'maybe' } };
+	$before = counts();
+	$r = sync([ $reused ]);
+	json_ok($r, { success => 0, failed => 1, errors => [ { action_id => $a[1]{id},
+		error => "Validation failed: payload.result: Expected 'pass' | 'fail', received 'maybe'" } ] },
+		'a synced id with an invalid payload fails validation rather than counting as a duplicate');
+	changed($before, 'only a failed queue row', q_failed => 1);
+
 	# Another organization using the same action id is a different action.
 	my ($theirs) = fresh($other);
 	$before = counts();
