@@ -89,7 +89,8 @@ template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
-C<NGINX>: the nginx binary (default /usr/sbin/nginx).
+C<NGINX>: the nginx binary (default /usr/sbin/nginx). C<SCANQA_TEST_TIMEOUT>:
+seconds a test file may run before it fails (default 600).
 
 =head1 METHODS
 
@@ -155,6 +156,15 @@ sub _is_root { $> == 0 }
 
 # An interrupted test still stops what it started (END runs on exit).
 $SIG{INT} = $SIG{TERM} = sub { exit 130 };
+# So does one whose prove went away (TAP output to a closed pipe).
+$SIG{PIPE} = sub { $SIG{PIPE} = 'IGNORE'; exit 141 };
+# A hung daemon must not hang the suite: a test file gets SCANQA_TEST_TIMEOUT
+# seconds (default 600) from loading the harness, then fails.
+$SIG{ALRM} = sub {
+	Test::More::diag('test file ran out of time (SCANQA_TEST_TIMEOUT); stopping');
+	exit 124;
+};
+alarm($ENV{SCANQA_TEST_TIMEOUT} // 600);
 
 sub new {
 	my ($class, %o) = @_;
@@ -467,6 +477,7 @@ sub start_daemon {
 	my $pid = fork // croak "fork: $!";
 	if (!$pid) {
 		setpgrp(0, 0);
+		_die_with_parent();
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/daemon.log";
 		open STDERR, '>&', \*STDOUT;
@@ -484,6 +495,15 @@ sub start_daemon {
 		sleep 0.02;
 	}
 	return $pid;
+}
+
+# In a child about to exec: have the kernel send SIGTERM when the test process
+# dies, even by SIGKILL, when END cannot run (Linux prctl PR_SET_PDEATHSIG).
+sub _die_with_parent {
+	eval {
+		require 'syscall.ph';
+		syscall(SYS_prctl(), 1, 15);
+	};
 }
 
 sub master_pid { $_[0]{daemon_pid} }
@@ -622,6 +642,7 @@ sub _start_nginx {
 		my $pid = fork // croak "fork: $!";
 		if (!$pid) {
 			setpgrp(0, 0);
+			_die_with_parent();
 			open STDIN, '<', '/dev/null';
 			open STDOUT, '>>', "$d/nginx-stderr.log";
 			open STDERR, '>&', \*STDOUT;
