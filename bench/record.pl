@@ -7,7 +7,8 @@
 # takes requests, duration, latency, errors and non-2xx counts from it (req/s is
 # requests over the measured duration). --latency-us takes percentiles in
 # microseconds (bench/pgbench_log.pl). Latencies are recorded in milliseconds.
-# Each key=value is added as is; values that look like numbers become numbers.
+# Each key=value is added as is ("a.b=v" nests); values that look like numbers
+# become numbers.
 use strict;
 use warnings;
 use JSON::PP;
@@ -36,7 +37,12 @@ while (@ARGV) {
 		$lat = decode_json(shift @ARGV);
 	} elsif ($a =~ /^([\w.]+)=(.*)$/s) {
 		my ($k, $v) = ($1, $2);
-		$rec{$k} = $v =~ /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/ ? $v + 0 : $v;
+		$v = $v + 0 if $v =~ /^-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?$/;
+		# "a.b=v" is {"a": {"b": v}}
+		my @path = split /\./, $k;
+		my $h = \%rec;
+		$h = $h->{ shift @path } //= {} while @path > 1;
+		$h->{ $path[0] } = $v;
 	} else {
 		die "usage: $0 [--wrk FILE] [--latency-us JSON] key=value...\n";
 	}

@@ -6,8 +6,9 @@
 #
 # META.json holds the machine, the settings and the memory figures; RUNS.jsonl one
 # JSON object per measured run (an HTTP scenario through nginx, a pgbench ceiling,
-# or the naive reference). Writes OUT.json ({meta, runs, comparisons, targets}) and
-# prints the table, the ratios and the targets to stdout.
+# or the naive reference). When a measurement was repeated, the run with the median
+# throughput stands for it. Writes OUT.json ({meta, runs, results, comparisons,
+# targets}) and prints the tables, the ratios and the targets to stdout.
 use strict;
 use warnings;
 use JSON::PP;
@@ -15,25 +16,46 @@ use JSON::PP;
 my ($meta_file, $runs_file, $out_file) = @ARGV;
 die "usage: $0 META.json RUNS.jsonl OUT.json\n" unless $out_file;
 
-my $json = JSON::PP->new->canonical->pretty;
 sub slurp { my ($f) = @_; open my $fh, '<', $f or die "$f: $!\n"; local $/; my $s = <$fh>; close $fh; $s }
 
 my $meta = decode_json(slurp($meta_file));
 my @runs = map { decode_json($_) } grep { /\S/ } split /\n/, slurp($runs_file);
 
-my %by;   # kind -> scenario -> concurrency -> run
-for my $r (@runs) {
-	$by{ $r->{kind} }{ $r->{scenario} }{ $r->{concurrency} } = $r;
+# ---- one result per (kind, scenario, concurrency): the median run ---------------------
+
+my %group;
+push @{ $group{"$_->{kind}\t$_->{scenario}\t" . ($_->{concurrency} // '')} }, $_ for @runs;
+my (@results, %by);
+for my $key (sort keys %group) {
+	my @g = sort { ($a->{rps} // 0) <=> ($b->{rps} // 0) } @{ $group{$key} };
+	my $r = { %{ $g[$#g / 2] } };
+	$r->{repeats} = scalar @g;
+	$r->{rps_all} = [ map { $_->{rps} } @g ] if @g > 1;
+	if (my $cpu = $r->{cpu_s}) {
+		# CPU time per request in microseconds, and the share of the machine's busy
+		# time that neither the stack nor the load generator used (other work).
+		my $n = $r->{requests} || 1;
+		$r->{cpu_us_per_request} = { map { $_ => sprintf('%.0f', $cpu->{$_} * 1e6 / $n) + 0 }
+			qw(postgres daemon nginx loadgen) };
+		my $ours = 0;
+		$ours += $cpu->{$_} for qw(postgres daemon nginx loadgen);
+		my $capacity = $cpu->{wall} * $cpu->{cores};
+		$r->{machine_busy_pct} = $capacity ? sprintf('%.0f', 100 * $cpu->{machine} / $capacity) + 0 : undef;
+		$r->{other_cpu_pct} = $capacity ? sprintf('%.0f', 100 * ($cpu->{machine} - $ours) / $capacity) + 0 : undef;
+		$r->{other_cpu_pct} = 0 if defined $r->{other_cpu_pct} && $r->{other_cpu_pct} < 0;
+	}
+	push @results, $r;
+	$by{ $r->{kind} }{ $r->{scenario} }{ $r->{concurrency} // '' } = $r;
 }
 
 # ---- ratios ---------------------------------------------------------------------
 
 my @comparisons;
 for my $s (sort keys %{ $by{http} // {} }) {
-	for my $c (sort { $a <=> $b } keys %{ $by{http}{$s} }) {
+	for my $c (sort { $a <=> $b } grep { length } keys %{ $by{http}{$s} }) {
 		my $h = $by{http}{$s}{$c};
 		next if $h->{skipped};
-		my %cmp = (scenario => $s, concurrency => $c, http_rps => $h->{rps});
+		my %cmp = (scenario => $s, concurrency => $c + 0, http_rps => $h->{rps});
 		if (my $p = $by{pgbench_ceiling}{$s}{$c}) {
 			$cmp{ceiling_tps} = $p->{rps};
 			$cmp{http_over_ceiling} = $p->{rps} ? $h->{rps} / $p->{rps} : undef;
@@ -48,91 +70,106 @@ for my $s (sort keys %{ $by{http} // {} }) {
 
 # ---- targets (issue 7) ---------------------------------------------------------------
 
-my @targets;
-sub target {
-	my ($name, $value, $unit, $op, $limit) = @_;
-	my $met = !defined $value ? undef
-		: $op eq '>=' ? ($value >= $limit ? JSON::PP::true : JSON::PP::false)
-		: $op eq '<=' ? ($value <= $limit ? JSON::PP::true : JSON::PP::false)
-		: ($value < $limit ? JSON::PP::true : JSON::PP::false);
-	push @targets, { target => $name, value => $value, unit => $unit, op => $op, limit => $limit, met => $met };
-}
-my ($q8) = grep { $_->{scenario} eq '1_quick_inspection' && $_->{concurrency} == 8 } @comparisons;
-my $h = $by{http};
-target('quick inspection c=8: HTTP / pgbench ceiling', $q8 ? $q8->{http_over_ceiling} : undef, 'ratio', '>=', 0.8);
-target('quick inspection c=8: HTTP / naive reference', $q8 ? $q8->{http_over_naive} : undef, 'ratio', '>=', 1.2);
-target('quick inspection c=8: p99', lat($h->{'1_quick_inspection'}{8}, 'p99'), 'ms', '<=', 5);
-target('50-action sync c=8: p50', lat($h->{'2_offline_sync_50'}{8}, 'p50'), 'ms', '<=', 50);
-target('LP lookup c=8: p99', lat($h->{'3_lp_lookup'}{8}, 'p99'), 'ms', '<=', 2);
-my $mem = $meta->{memory} // {};
-target('worker RSS after start-up (largest worker)', $mem->{startup_max_kib} ? $mem->{startup_max_kib} / 1024 : undef,
-	'MiB', '<=', 10);
-target("worker RSS after $mem->{requests} requests (largest worker)",
-	$mem->{after_max_kib} ? $mem->{after_max_kib} / 1024 : undef, 'MiB', '<=', 10);
-target('worker RSS growth (largest of any worker)',
-	defined $mem->{growth_max_kib} ? $mem->{growth_max_kib} / 1024 : undef, 'MiB', '<', 1);
-
 sub lat {
 	my ($r, $p) = @_;
 	return undef if !$r || $r->{skipped};
 	return $r->{latency_ms}{$p};
 }
 
+my @targets;
+sub target {
+	my ($name, $value, $unit, $op, $limit) = @_;
+	my $met = !defined $value ? undef
+		: ($op eq '>=' ? $value >= $limit : $op eq '<=' ? $value <= $limit : $value < $limit)
+		? JSON::PP::true : JSON::PP::false;
+	push @targets, { target => $name, value => $value, unit => $unit, op => $op, limit => $limit, met => $met };
+}
+my ($q8) = grep { $_->{scenario} eq '1_quick_inspection' && $_->{concurrency} == 8 } @comparisons;
+my $h = $by{http};
+my $mem = $meta->{memory} // {};
+my $mib = sub { defined $_[0] ? $_[0] / 1024 : undef };
+target('quick inspection c=8: HTTP / pgbench ceiling', $q8 ? $q8->{http_over_ceiling} : undef, 'x', '>=', 0.8);
+target('quick inspection c=8: HTTP / naive reference', $q8 ? $q8->{http_over_naive} : undef, 'x', '>=', 1.2);
+target('quick inspection c=8: p99', lat($h->{'1_quick_inspection'}{8}, 'p99'), 'ms', '<=', 5);
+target('50-action sync c=8: p50', lat($h->{'2_offline_sync_50'}{8}, 'p50'), 'ms', '<=', 50);
+target('LP lookup c=8: p99', lat($h->{'3_lp_lookup'}{8}, 'p99'), 'ms', '<=', 2);
+target('worker RSS, largest at any time', $mem->{workers} ? $mib->((sort { $b <=> $a }
+	map { $_ // 0 } @$mem{qw(startup_max_kib warm_max_kib after_max_kib)})[0]) : undef, 'MiB', '<=', 10);
+target("worker RSS growth over $mem->{requests} requests after warm-up", $mem->{requests}
+	? $mib->($mem->{growth_max_kib}) : undef, 'MiB', '<', 1);
+
 open my $out, '>', $out_file or die "$out_file: $!\n";
-print $out $json->encode({ meta => $meta, runs => \@runs, comparisons => \@comparisons, targets => \@targets });
+print $out JSON::PP->new->canonical->pretty->encode({ meta => $meta, results => \@results,
+	comparisons => \@comparisons, targets => \@targets, runs => \@runs });
 close $out;
 
-# ---- the table --------------------------------------------------------------------
+# ---- the tables --------------------------------------------------------------------
 
 sub f { my ($v, $fmt) = @_; defined $v ? sprintf($fmt, $v) : '-' }
 
 my %label = (
 	'1_quick_inspection' => '1 quick inspection',
-	'2_offline_sync_50'  => '2 offline sync (50 actions)',
+	'2_offline_sync_50'  => '2 offline sync, 50 actions',
 	'3_lp_lookup'        => '3 LP lookup by barcode',
 	'4_inspection_by_lp' => '4 inspection by LP',
 	'5_session_patch'    => '5 scan-session PATCH',
 );
-my %kind = (http => 'HTTP (wrk, nginx)', pgbench_ceiling => 'pgbench ceiling', pgbench_naive => 'pgbench naive');
+my %kind = (http => 'HTTP', pgbench_ceiling => 'pgbench ceiling', pgbench_naive => 'pgbench naive');
+my @sorted = sort { $a->{scenario} cmp $b->{scenario} || ($a->{concurrency} // 0) <=> ($b->{concurrency} // 0)
+		    || $a->{kind} cmp $b->{kind} } @results;
 
-printf "\n%s\n", "Results ($meta->{mode}, $meta->{duration_s} s per run; latency in ms)";
-my $fmt = "%-28s %-18s %3s %9s %8s %8s %9s %8s\n";
-printf $fmt, 'scenario', 'driver', 'c', 'req/s', 'p50', 'p99', 'p99.9', 'non-2xx';
+printf "\nResults: %s run, %s s per measurement%s; HTTP is wrk through nginx, latency in ms\n",
+	$meta->{mode}, $meta->{duration_s}, ($meta->{repeat} // 1) > 1 ? ", median of $meta->{repeat}" : '';
+my $fmt = "%-27s %-16s %3s %8s %7s %7s %7s %7s %6s\n";
+printf $fmt, 'scenario', 'driver', 'c', 'req/s', 'p50', 'p99', 'p99.9', 'non-2xx', 'other';
 printf "%s\n", '-' x 98;
-for my $r (sort { $a->{scenario} cmp $b->{scenario} || $a->{concurrency} <=> $b->{concurrency}
-		  || $a->{kind} cmp $b->{kind} } @runs) {
+for my $r (@sorted) {
 	if ($r->{skipped}) {
-		printf "%-28s %-18s %3s  skipped: %s\n", $label{ $r->{scenario} } // $r->{scenario},
+		printf "%-27s %-16s %3s  skipped: %s\n", $label{ $r->{scenario} } // $r->{scenario},
 			$kind{ $r->{kind} }, $r->{concurrency} // '', $r->{skipped};
 		next;
 	}
 	printf $fmt, $label{ $r->{scenario} } // $r->{scenario}, $kind{ $r->{kind} }, $r->{concurrency},
 		f($r->{rps}, '%.0f'), f($r->{latency_ms}{p50}, '%.2f'), f($r->{latency_ms}{p99}, '%.2f'),
-		f($r->{latency_ms}{p99_9}, '%.2f'), $r->{kind} eq 'http' ? $r->{non2xx} : '-';
+		f($r->{latency_ms}{p99_9}, '%.2f'), $r->{kind} eq 'http' ? $r->{non2xx} : '-',
+		f($r->{other_cpu_pct}, '%d%%');
 }
+print "(other: share of the machine's CPU used by processes outside the benchmark during the run)\n";
 
 if (@comparisons) {
-	printf "\n%-28s %3s %9s %12s %8s %10s %8s\n", 'ratios', 'c', 'HTTP req/s', 'ceiling tps', 'HTTP/ceil',
-		'naive tps', 'HTTP/naive';
+	printf "\n%-27s %3s %9s %12s %10s %10s %10s\n", 'ratios', 'c', 'HTTP req/s', 'ceiling tps',
+		'HTTP/ceil', 'naive tps', 'HTTP/naive';
 	for my $c (@comparisons) {
-		printf "%-28s %3s %9s %12s %8s %10s %8s\n", $label{ $c->{scenario} } // $c->{scenario}, $c->{concurrency},
-			f($c->{http_rps}, '%.0f'), f($c->{ceiling_tps}, '%.0f'), f($c->{http_over_ceiling}, '%.2f'),
-			f($c->{naive_tps}, '%.0f'), f($c->{http_over_naive}, '%.2f');
+		printf "%-27s %3s %9s %12s %10s %10s %10s\n", $label{ $c->{scenario} } // $c->{scenario},
+			$c->{concurrency}, f($c->{http_rps}, '%.0f'), f($c->{ceiling_tps}, '%.0f'),
+			f($c->{http_over_ceiling}, '%.2f'), f($c->{naive_tps}, '%.0f'), f($c->{http_over_naive}, '%.2f');
 	}
 }
 
-printf "\nworker memory (%d workers, VmRSS): after start-up %s MiB (largest), after %d requests %s MiB, "
-	. "growth %s MiB (largest)\n", $mem->{workers} // 0, f(($mem->{startup_max_kib} // 0) / 1024, '%.1f'),
-	$mem->{requests} // 0, f(($mem->{after_max_kib} // 0) / 1024, '%.1f'),
-	f(defined $mem->{growth_max_kib} ? $mem->{growth_max_kib} / 1024 : undef, '%.2f');
+printf "\n%-27s %-16s %3s %10s %8s %8s %9s %8s\n", 'CPU per request (us)', 'driver', 'c', 'PostgreSQL',
+	'daemon', 'nginx', 'load gen', 'total';
+for my $r (grep { !$_->{skipped} && $_->{cpu_us_per_request} && ($_->{concurrency} // 0) == 8 } @sorted) {
+	my $u = $r->{cpu_us_per_request};
+	my $total = 0;
+	$total += $u->{$_} for keys %$u;
+	printf "%-27s %-16s %3s %10d %8s %8s %9d %8d\n", $label{ $r->{scenario} } // $r->{scenario},
+		$kind{ $r->{kind} }, $r->{concurrency}, $u->{postgres}, $r->{kind} eq 'http' ? $u->{daemon} : '-',
+		$r->{kind} eq 'http' ? $u->{nginx} : '-', $u->{loadgen}, $total;
+}
+
+printf "\nworker memory (%d workers, VmRSS of the largest): %s MiB after start-up, %s MiB after a "
+	. "%d-request warm-up,\n  %s MiB after %d more requests: growth %s MiB (private heap: %s MiB)\n",
+	$mem->{workers} // 0, f($mib->($mem->{startup_max_kib}), '%.1f'), f($mib->($mem->{warm_max_kib}), '%.1f'),
+	$mem->{warmup_requests} // 0, f($mib->($mem->{after_max_kib}), '%.1f'), $mem->{requests} // 0,
+	f($mib->($mem->{growth_max_kib}), '%.2f'), f($mib->($mem->{growth_anon_max_kib}), '%.2f');
 
 print "\ntargets\n";
 for my $t (@targets) {
 	my $v = !defined $t->{value} ? 'not measured' : sprintf('%.2f %s', $t->{value}, $t->{unit});
 	my $verdict = !defined $t->{met} ? 'n/a' : $t->{met} ? 'met' : 'MISSED';
-	printf "  %-52s %-16s %s %-6s %s\n", $t->{target}, $v, $t->{op}, $t->{limit}, $verdict;
+	printf "  %-52s %-14s %-2s %-5s %s\n", $t->{target}, $v, $t->{op}, $t->{limit}, $verdict;
 }
-printf "\nmachine: %s, %d cores, %.1f GiB; load average before/after: %s / %s\n",
+printf "\nmachine: %s, %d cores, %.1f GiB; load average %s before, %s after\n",
 	$meta->{machine}{cpu_model}, $meta->{machine}{nproc}, $meta->{machine}{mem_gib},
 	$meta->{load_before} // '?', $meta->{load_after} // '?';
 print "results: $out_file\n";

@@ -9,7 +9,6 @@
 -- base      first inspection index that no earlier run has completed
 -- sessions  session_patch: "id:org,id:org,..." of sessions owned by org's inspector
 -- mix       mix: the scenarios to take turns, "quick+lookup+..."
--- limit     stop each thread after this many requests (0: run for the duration)
 -- seed      random seed of the read scenarios
 --
 -- Consuming scenarios (quick, sync) never reuse an inspection: thread t (0-based)
@@ -19,8 +18,10 @@
 -- those of bench/dataset.sql.
 --
 -- done() prints one line, "BENCH_RESULT {json}", with the request count, the
--- duration, latency percentiles in microseconds, socket errors and the number of
--- non-2xx answers with a sample of the first one.
+-- duration, latency percentiles in microseconds, socket errors, the number of
+-- non-2xx answers (and of syncs with failed actions) with a sample of the first
+-- one, and next_base: the base for the next run, past every index this run took
+-- (whether or not its request was answered before the run ended).
 
 local threads = {}
 local thread_no = 0
@@ -34,10 +35,10 @@ end
 -- ---- per thread ---------------------------------------------------------------
 
 local args = {}
-local scenario, nthreads, orgs, per_org, base, limit
+local scenario, nthreads, orgs, per_org, base
 local prefix = {}      -- organization k: its 8-digit id prefix
 local auth = {}        -- organization k: request headers for its token
-local counter = {}     -- organization k: indexes taken by this thread
+taken = {}             -- organization k: slots taken by this thread (a global, for done())
 local org_turn = 0
 local sent = 0
 local sessions = {}    -- session_patch: {id, org} owned by this thread
@@ -46,9 +47,11 @@ local mix = {}
 local mix_turn = 0
 local generators = {}
 
+-- Globals, read by done() through thread:get().
 non2xx = 0
 exhausted = 0
 sample = ""
+base_index = 0
 
 local function iso_utc(t)
 	return os.date("!%Y-%m-%dT%H:%M:%S", t) .. ".000Z"
@@ -66,7 +69,7 @@ function init(argv)
 	orgs = tonumber(args.orgs or "1")
 	per_org = tonumber(args.per_org or "1")
 	base = tonumber(args.base or "0")
-	limit = tonumber(args.limit or "0")
+	base_index = base -- a global, for done()
 	math.randomseed(tonumber(args.seed or "1") * 1000 + tid)
 	for k = 1, orgs do
 		prefix[k] = string.format("%08d", k)
@@ -74,7 +77,7 @@ function init(argv)
 			["Authorization"] = "Bearer bench-org-" .. k,
 			["Content-Type"] = "application/json",
 		}
-		counter[k] = 0
+		taken[k] = 0
 	end
 	if args.sessions and args.sessions ~= "" then
 		local all = {}
@@ -101,11 +104,11 @@ end
 -- Takes n consecutive unused indexes of organization k for this thread; nil when
 -- the data set has no more.
 local function take(k, n)
-	local first = counter[k]
+	local first = taken[k]
 	if base + (first + n - 1) * nthreads + tid >= per_org then
 		return nil
 	end
-	counter[k] = first + n
+	taken[k] = first + n
 	return first
 end
 
@@ -117,6 +120,8 @@ local function inspection_id(k, i)
 	return string.format("%s-0001-4000-8000-%d", prefix[k], 100000000000 + i)
 end
 
+-- The data set has no unused inspection left for this thread: it stops, and its
+-- last request is a harmless health check.
 local function exhaust()
 	exhausted = 1
 	wrk.thread:stop()
@@ -193,14 +198,17 @@ end
 
 function request()
 	sent = sent + 1
-	if limit > 0 and sent > limit then
-		return exhaust()
-	end
 	return generators[scenario]()
 end
 
+-- A sync answers 200 even when some of its actions failed ({"success":n,"failed":m,
+-- ...}): such an answer counts as a failure too, since its actions were not all done.
 function response(status, headers, body)
-	if status < 200 or status > 299 then
+	local bad = status < 200 or status > 299
+	if not bad and body and body:find('"failed":[1-9]') then
+		bad = true
+	end
+	if bad then
 		non2xx = non2xx + 1
 		if sample == "" then
 			sample = status .. " " .. string.sub(body or "", 1, 300)
@@ -217,10 +225,14 @@ local function json_string(s)
 end
 
 function done(summary, latency, requests)
-	local bad, out_of_ids, first = 0, 0, ""
+	local bad, out_of_ids, first, slots = 0, 0, "", 0
+	local nt = #threads
 	for _, t in ipairs(threads) do
 		bad = bad + (t:get("non2xx") or 0)
 		out_of_ids = out_of_ids + (t:get("exhausted") or 0)
+		for _, n in pairs(t:get("taken") or {}) do
+			slots = math.max(slots, n)
+		end
 		local s = t:get("sample") or ""
 		if first == "" then
 			first = s
@@ -231,10 +243,10 @@ function done(summary, latency, requests)
 		'BENCH_RESULT {"requests":%d,"duration_us":%d,"bytes":%d,' ..
 		'"latency_us":{"mean":%.1f,"p50":%d,"p90":%d,"p99":%d,"p99_9":%d,"max":%d},' ..
 		'"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d,"status_over_399":%d},' ..
-		'"non2xx":%d,"exhausted_threads":%d,"first_non2xx":%s}\n',
+		'"non2xx":%d,"exhausted_threads":%d,"next_base":%d,"first_non2xx":%s}\n',
 		summary.requests, summary.duration, summary.bytes,
 		latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99),
 		latency:percentile(99.9), latency.max,
 		e.connect, e.read, e.write, e.timeout, e.status,
-		bad, out_of_ids, json_string(first)))
+		bad, out_of_ids, (threads[1]:get("base_index") or 0) + slots * nt, json_string(first)))
 end
