@@ -225,12 +225,14 @@ socket_group_for_nginx() {
 
 # nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
 # 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
-# conf/nginx/scanqa.conf with only the daemon's socket path replaced.
+# conf/nginx/scanqa.conf with only the daemon's socket path replaced, and whose
+# http block includes conf/nginx/scanqa-http.conf (the rate limit zone) as it is.
 nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
 	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX
 # written by script/lib.sh (nginx_conf_for)
 daemon off;
@@ -252,6 +254,8 @@ http {
     uwsgi_temp_path $dir/tmp/uwsgi;
     scgi_temp_path $dir/tmp/scgi;
     default_type application/octet-stream;
+
+    include $dir/scanqa-http.conf;
 
     server {
         listen 127.0.0.1:$port;

@@ -69,9 +69,10 @@ migrations_dir and socket_group replaced, then the C<conf> overrides applied
 =item * C<scanqa serve>, its stderr in C<daemon.log>.
 
 =item * C<nginx.conf>: pid, error log, temp paths and access log in the
-directory, C<listen 127.0.0.1:PORT> on a free port, and inside the server
-block an include of the production snippet (C<conf/nginx/scanqa.conf>) with
-only the socket path replaced.
+directory, C<listen 127.0.0.1:PORT> on a free port, in the http block an
+include of C<conf/nginx/scanqa-http.conf> (the rate limit zone) as it is, and
+inside the server block an include of the production snippet
+(C<conf/nginx/scanqa.conf>) with only the socket path replaced.
 
 =back
 
@@ -85,7 +86,8 @@ invoking user and socket_group is left empty.
 =head1 ENVIRONMENT
 
 C<SCANQA_BIN> (daemon binary, default ./scanqa), C<SCANQA_CONF> (config
-template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_SQL_DIR> (migrations; demo data in
+template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_NGINX_HTTP_CONF> (the http-context
+part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
@@ -146,6 +148,7 @@ sub root { $ROOT }
 sub _bin     { $ENV{SCANQA_BIN} // "$ROOT/scanqa" }
 sub _conf    { $ENV{SCANQA_CONF} // "$ROOT/conf/scanqa.conf" }
 sub _snippet { $ENV{SCANQA_NGINX_SNIPPET} // "$ROOT/conf/nginx/scanqa.conf" }
+sub _http_conf { $ENV{SCANQA_NGINX_HTTP_CONF} // "$ROOT/conf/nginx/scanqa-http.conf" }
 sub _sqldir  { $ENV{SCANQA_SQL_DIR} // "$ROOT/sql" }
 sub _nginx   { $ENV{NGINX} // '/usr/sbin/nginx' }
 
@@ -562,6 +565,8 @@ sub _write_nginx_conf {
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
 	_spew("$d/scanqa-nginx.conf", $snippet);
+	# The http-context part (rate limit zone) is used verbatim.
+	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
 	# The snippet's "include fastcgi_params" is relative to this config's directory.
 	copy('/etc/nginx/fastcgi_params', "$d/fastcgi_params") or croak "copy fastcgi_params: $!";
 
@@ -590,6 +595,8 @@ http {
     uwsgi_temp_path $d/nginx-tmp/uwsgi;
     scgi_temp_path $d/nginx-tmp/scgi;
     default_type application/octet-stream;
+
+    include $d/scanqa-http.conf;
 
     server {
         listen 127.0.0.1:$self->{port};
