@@ -17,10 +17,12 @@ use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken);
 use Test::More ();
+use Test2::API ();
 use Time::HiRes qw(sleep time);
 
 =head1 NAME
@@ -91,6 +93,8 @@ part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
+C<SCANQA_SANITIZE>: the daemon is an ASan/UBSan build (C<script/sanitize>); see
+L</SANITIZER REPORTS>.
 C<NGINX>: the nginx binary (default /usr/sbin/nginx).
 
 =head1 METHODS
@@ -102,7 +106,7 @@ C<NGINX>: the nginx binary (default /usr/sbin/nginx).
 With C<< start => 0 >> nothing is started (call C<start> later), which lets
 a test prepare the database first.
 
-=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...})
+=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr)
 
 Sends one HTTP/1.1 request (Connection: close) to nginx and returns
 C<{status, headers, body, json}>: headers are lowercased names (repeated ones
@@ -110,7 +114,27 @@ joined with ", "), json is the decoded body or undef. C<json> sets
 Content-Type: application/json unless C<headers> sets it; a header given as
 undef is not sent at all. request_start() sends and returns the socket,
 request_finish($sock) reads the response: two requests can be in flight at
-once. raw_request($bytes) sends bytes as they are.
+once. raw_request($bytes) sends bytes as they are. C<from> (also
+raw_request($bytes, from => $addr)) sets the client's source address, e.g.
+127.0.0.2: nginx then sees another client than 127.0.0.1.
+
+=item fcgi_request(method => $m, uri => $raw_uri, headers => [Name => value, ...], body => $bytes, content_length => $n, params => [NAME => value, ...])
+
+Talks FastCGI straight to the daemon's socket, bypassing nginx, to test the
+daemon's own defences with what nginx would never pass on (a duplicate
+Authorization header, a NUL in the URI, a Content-Length that does not match
+the body). The params are those nginx's fastcgi_params would send; headers
+become HTTP_* params in order (repeats allowed); content_length undef leaves
+CONTENT_LENGTH out; params are appended as they are. Returns the same hash as
+request().
+
+=item db_fingerprint
+
+A hashref of every table in schema public to "N rows, md5 ...", computed as
+the superuser over every row as jsonb, in a stable order. Two equal
+fingerprints mean no row was added, removed or changed. api_tokens'
+last_used_at is left out: authentication updates it at most once a minute
+(see qa_authenticate), so any authenticated request may write it.
 
 =item dbh, app_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
 
@@ -136,6 +160,16 @@ Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 error log (nginx-tests check that it is empty at the end of a file).
 
 =back
+
+=head1 SANITIZER REPORTS
+
+With C<SCANQA_SANITIZE> set, the daemon's AddressSanitizer, LeakSanitizer and
+UndefinedBehaviorSanitizer reports go to files in the test's directory
+(C<log_path> in C<ASAN_OPTIONS> and C<UBSAN_OPTIONS>), and when the test file
+calls done_testing (or its plan is complete), the harness stops the daemon (so
+that the master's leak check runs) and adds one assertion per daemon: no
+report was written, and daemon.log holds no sanitizer output. A test file
+therefore fails on any report, whichever request caused it.
 
 =cut
 
@@ -465,9 +499,17 @@ sub start_daemon {
 	unlink $self->socket_path;
 	my @cmd = (_bin(), '-c', $self->conf_path, 'serve');
 	unshift @cmd, split ' ', $ENV{SCANQA_WRAPPER} if $ENV{SCANQA_WRAPPER};
+	mkdir "$self->{dir}/sanitizer" if $ENV{SCANQA_SANITIZE};
 	my $pid = fork // croak "fork: $!";
 	if (!$pid) {
 		setpgrp(0, 0);
+		if ($ENV{SCANQA_SANITIZE}) {
+			# Later options win: this test's own report files.
+			for my $v (qw(ASAN_OPTIONS UBSAN_OPTIONS)) {
+				$ENV{$v} = join ':', grep { defined && length } $ENV{$v},
+					"log_path=$self->{dir}/sanitizer/report";
+			}
+		}
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/daemon.log";
 		open STDERR, '>&', \*STDOUT;
@@ -688,12 +730,13 @@ sub _build_request {
 
 sub request_start {
 	my ($self, $method, $path, %o) = @_;
-	return $self->raw_request_start($self->_build_request($method, $path, %o));
+	return $self->raw_request_start($self->_build_request($method, $path, %o), from => $o{from});
 }
 
 sub raw_request_start {
-	my ($self, $bytes) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')
+	my ($self, $bytes, %o) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp',
+		($o{from} ? (LocalAddr => $o{from}) : ()))
 		or croak "cannot connect to nginx on port $self->{port}: $!";
 	local $SIG{PIPE} = 'IGNORE';
 	my $off = 0;
@@ -735,8 +778,121 @@ sub request {
 }
 
 sub raw_request {
-	my ($self, $bytes) = @_;
-	return $self->request_finish($self->raw_request_start($bytes));
+	my ($self, $bytes, %o) = @_;
+	return $self->request_finish($self->raw_request_start($bytes, %o), %o);
+}
+
+# ---- FastCGI, straight to the daemon ----------------------------------------------
+
+use constant {
+	FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
+	FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_STDERR => 7, FCGI_RESPONDER => 1,
+};
+
+sub _fcgi_record {
+	my ($type, $content) = @_;
+	my $out = '';
+	# An empty record ends a stream; longer content is split at 65535 bytes.
+	do {
+		my $part = substr $content, 0, 65535, '';
+		my $pad = (8 - length($part) % 8) % 8;
+		$out .= pack('CCnnCC', 1, $type, 1, length $part, $pad, 0) . $part . ("\0" x $pad);
+	} while (length $content);
+	return $out;
+}
+
+sub _fcgi_len {
+	my ($n) = @_;
+	return $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000);
+}
+
+sub fcgi_request {
+	my ($self, %o) = @_;
+	my $body = $o{body} // '';
+	my @p = (
+		REQUEST_METHOD => $o{method} // 'GET', REQUEST_URI => $o{uri} // '/',
+		SERVER_PROTOCOL => 'HTTP/1.1', GATEWAY_INTERFACE => 'CGI/1.1',
+		REMOTE_ADDR => '127.0.0.1', REQUEST_ID => sprintf('%032x', int rand 2**31),
+	);
+	my $cl = exists $o{content_length} ? $o{content_length} : length $body;
+	push @p, CONTENT_LENGTH => $cl if defined $cl;
+	my @h = @{ $o{headers} // [] };
+	while (my ($k, $v) = splice @h, 0, 2) {
+		(my $name = uc $k) =~ tr/-/_/;
+		$name = $name eq 'CONTENT_TYPE' ? $name : "HTTP_$name";
+		push @p, $name => $v;
+	}
+	push @p, @{ $o{params} // [] };
+	my $params = '';
+	while (my ($k, $v) = splice @p, 0, 2) {
+		$params .= _fcgi_len(length $k) . _fcgi_len(length $v) . $k . $v;
+	}
+	my $req = pack('CCnnCC', 1, FCGI_BEGIN_REQUEST, 1, 8, 0, 0) . pack('nCx5', FCGI_RESPONDER, 0)
+		. _fcgi_record(FCGI_PARAMS, $params) . _fcgi_record(FCGI_PARAMS, '')
+		. (length $body ? _fcgi_record(FCGI_STDIN, $body) : '') . _fcgi_record(FCGI_STDIN, '');
+
+	my $s = IO::Socket::UNIX->new(Peer => $self->socket_path, Type => SOCK_STREAM)
+		or croak "cannot connect to " . $self->socket_path . ": $!";
+	{
+		local $SIG{PIPE} = 'IGNORE';
+		my $off = 0;
+		while ($off < length $req) {
+			my $n = syswrite $s, $req, 65536, $off;
+			if (!defined $n) {
+				next if $! == EINTR;
+				last;
+			}
+			$off += $n;
+		}
+	}
+	my ($buf, $stdout, $ended) = ('', '', 0);
+	my $sel = IO::Select->new($s);
+	my $deadline = time + ($o{timeout} // 60);
+	while (!$ended) {
+		my $left = $deadline - time;
+		croak "no FastCGI END_REQUEST within the timeout" if $left <= 0;
+		next unless $sel->can_read($left);
+		my $n = sysread $s, $buf, 65536, length $buf;
+		if (!defined $n) {
+			next if $! == EINTR || $! == EAGAIN;
+			last;
+		}
+		last if $n == 0;
+		while (length $buf >= 8) {
+			my ($ver, $type, $id, $len, $pad) = unpack 'CCnnC', $buf;
+			last if length $buf < 8 + $len + $pad;
+			my $content = substr $buf, 8, $len;
+			substr($buf, 0, 8 + $len + $pad) = '';
+			$stdout .= $content if $type == FCGI_STDOUT;
+			$ended = 1 if $type == FCGI_END_REQUEST;
+		}
+	}
+	close $s;
+	my ($head, $resp_body) = split /\r?\n\r?\n/, $stdout, 2;
+	my %h;
+	for (split /\r?\n/, $head // '') {
+		my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+		$k = lc $k;
+		$h{$k} = exists $h{$k} ? "$h{$k}, $v" : $v;
+	}
+	my ($status) = ($h{status} // '') =~ /^(\d{3})/;
+	my $json = eval { JSON::PP->new->utf8->allow_nonref->decode($resp_body // '') };
+	return { status => $status // ($ended ? 200 : 0), headers => \%h, body => $resp_body // '',
+		json => $json, raw => $stdout, ended => $ended };
+}
+
+# ---- database fingerprint ---------------------------------------------------------
+
+sub db_fingerprint {
+	my ($self) = @_;
+	my $tables = $self->dbh->selectcol_arrayref(q{
+		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1});
+	my $sql = join ' UNION ALL ', map {
+		my $row = $_ eq 'api_tokens' ? "(to_jsonb(t) - 'last_used_at')::text" : 'to_jsonb(t)::text';
+		"SELECT '$_', count(*), md5(coalesce(string_agg($row, E'\\n' ORDER BY $row), '')) FROM public.\"$_\" t"
+	} @$tables;
+	return { map { $_->[0] => "$_->[1] rows, md5 $_->[2]" } @{ $self->dbh->selectall_arrayref($sql) } };
 }
 
 sub _parse_response {
@@ -808,6 +964,31 @@ sub cleanup {
 sub DESTROY { $_[0]->cleanup }
 
 END { $_->cleanup for grep { defined } @LIVE }
+
+# ---- sanitizer reports ------------------------------------------------------------
+
+# Stops the daemon (the master's leak check runs at its exit) and asserts that it
+# left no sanitizer report.
+sub _check_sanitizer_reports {
+	my ($self) = @_;
+	return if $self->{sanitizer_checked}++ || $self->{owner_pid} != $$;
+	$self->stop_nginx;
+	$self->stop_daemon;
+	my @files = sort glob "$self->{dir}/sanitizer/*";
+	my $log = $self->daemon_log;
+	my @lines = grep { /(?:Sanitizer|runtime error:)/ } split /^/, $log;
+	my $ok = Test::More::ok(!@files && !@lines, 'the daemon wrote no AddressSanitizer, LeakSanitizer or UBSan report');
+	if (!$ok) {
+		Test::More::diag("$_:\n" . _tail(_slurp($_), 60)) for @files;
+		Test::More::diag("daemon.log:\n" . join '', @lines[0 .. ($#lines < 20 ? $#lines : 20)]) if @lines;
+	}
+}
+
+if ($ENV{SCANQA_SANITIZE}) {
+	Test2::API::test2_add_callback_testing_done(sub {
+		$_->_check_sanitizer_reports for grep { defined } @LIVE;
+	});
+}
 
 # ---- files ----------------------------------------------------------------------
 
