@@ -2,6 +2,7 @@
  * exactly one JSON response per request. */
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,13 +58,18 @@ static void read_body(struct request *req, size_t limit)
 {
 	const char *cl = request_param(req, "CONTENT_LENGTH");
 	size_t want = 4096, len = 0;
+	unsigned long long declared = 0, received = 0;
+	bool declared_ok = true;
 	char scratch[16384];
 
 	if (cl && *cl) {
 		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (*end == '\0' && v > 0)
-			want = v > limit ? limit + 1 : (size_t)v;
+		errno = 0;
+		declared = strtoull(cl, &end, 10);
+		/* strtoull would take "-1", " 5" or "+5"; only digits are a length. */
+		declared_ok = *end == '\0' && errno == 0 && cl[0] >= '0' && cl[0] <= '9';
+		if (declared_ok && declared > 0)
+			want = declared > limit ? limit + 1 : (size_t)declared;
 	}
 	/* Room for limit + 1 bytes (one more than allowed shows the body is too large)
 	 * and the NUL. */
@@ -77,6 +83,7 @@ static void read_body(struct request *req, size_t limit)
 			n = FCGX_GetStr(scratch, sizeof(scratch), req->fcgi->in);
 			if (n <= 0)
 				break;
+			received += (unsigned long long)n;
 			continue;
 		}
 		if (len == cap - 1) {
@@ -93,9 +100,12 @@ static void read_body(struct request *req, size_t limit)
 		if (n <= 0)
 			break;
 		len += (size_t)n;
+		received += (unsigned long long)n;
 		if (len > limit)
 			req->body_too_large = true;
 	}
+	if (!declared_ok || declared != received)
+		req->body_length_mismatch = true;
 	if (req->body_too_large || len == 0) {
 		free(buf);
 		req->body = NULL;

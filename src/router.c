@@ -1,5 +1,5 @@
-/* router.c: the route table and dispatch: 404/405, 413, path parameters, 401/403,
- * 415, then the handler. Every request leaves here with exactly one response. */
+/* router.c: the route table and dispatch: 404/405, 413, a body that does not match
+ * its Content-Length (400), path parameters, 401/403, 415, then the handler. Every request leaves here with exactly one response. */
 #include "router.h"
 
 #include <stdio.h>
@@ -165,6 +165,10 @@ void router_dispatch(struct request *req)
 	req->route_name = found->name;
 	if (req->body_too_large) {
 		resp_error(req, 413, "Request body too large");
+		goto out;
+	}
+	if (req->body_length_mismatch) {
+		resp_error(req, 400, "Content-Length does not match the request body");
 		goto out;
 	}
 	if (bad_param) {
