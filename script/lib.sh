@@ -14,7 +14,7 @@ SCANQA_PACKAGES=(
 	libfcgi-dev libjson-c-dev libpq-dev libssl-dev
 	postgresql nginx
 	libdbd-pg-perl libjson-perl
-	curl procps valgrind clang
+	curl procps valgrind clang libclang-rt-14-dev
 )
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -70,10 +70,11 @@ ensure_packages() {
 }
 
 # build: autoreconf, configure with warnings as errors, make. Extra configure
-# arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
-# when its arguments changed or it never ran.
+# arguments may be given (e.g. --enable-sanitizers), also in
+# SCANQA_CONFIGURE_ARGS (script/sanitize passes its options through script/test
+# that way). Re-runs configure only when its arguments changed or it never ran.
 build() {
-	local args="--enable-werror $*" stamp="$SCANQA_ROOT/.run/configure-args"
+	local args="--enable-werror${SCANQA_CONFIGURE_ARGS:+ $SCANQA_CONFIGURE_ARGS} $*" stamp="$SCANQA_ROOT/.run/configure-args"
 	cd "$SCANQA_ROOT"
 	mkdir -p .run
 	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
@@ -266,4 +267,40 @@ http {
     }
 }
 NGINX
+}
+
+# ---- builds in a copy of the tree -------------------------------------------
+# The sanitizer and fuzzer builds need other configure options than the normal
+# build, and autotools cannot configure a second build directory next to a
+# configured source tree. So each lives in a copy under .run/ that is brought up
+# to date file by file: unchanged files keep their time stamps, and make rebuilds
+# only what changed.
+
+# sync_tree DEST: copies the source files (tracked and untracked, not ignored)
+# into DEST when they differ, and removes files that are no longer sources.
+sync_tree() {
+	local dest=$1 f list
+	mkdir -p "$dest"
+	list=$(mktemp)
+	if git -C "$SCANQA_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$SCANQA_ROOT" ls-files -z --cached --others --exclude-standard >"$list"
+	else
+		(cd "$SCANQA_ROOT" && find . -path ./.run -prune -o -type f -print0) >"$list"
+	fi
+	while IFS= read -r -d '' f; do
+		f=${f#./}
+		[ -f "$SCANQA_ROOT/$f" ] || continue
+		if ! cmp -s "$SCANQA_ROOT/$f" "$dest/$f"; then
+			mkdir -p "$dest/$(dirname "$f")"
+			cp -p "$SCANQA_ROOT/$f" "$dest/$f"
+		fi
+	done <"$list"
+	# A source deleted here is deleted there (the build outputs stay).
+	if [ -f "$dest/.sources" ]; then
+		while IFS= read -r -d '' f; do
+			f=${f#./}
+			[ -e "$SCANQA_ROOT/$f" ] || rm -f "$dest/$f"
+		done <"$dest/.sources"
+	fi
+	mv "$list" "$dest/.sources"
 }
