@@ -70,11 +70,10 @@ ensure_packages() {
 }
 
 # build: autoreconf, configure with warnings as errors, make. Extra configure
-# arguments may be given (e.g. --enable-sanitizers), also in
-# SCANQA_CONFIGURE_ARGS (script/sanitize passes its options through script/test
-# that way). Re-runs configure only when its arguments changed or it never ran.
+# arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
+# when its arguments changed or it never ran.
 build() {
-	local args="--enable-werror${SCANQA_CONFIGURE_ARGS:+ $SCANQA_CONFIGURE_ARGS} $*" stamp="$SCANQA_ROOT/.run/configure-args"
+	local args="--enable-werror $*" stamp="$SCANQA_ROOT/.run/configure-args"
 	cd "$SCANQA_ROOT"
 	mkdir -p .run
 	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt configure ]; then
@@ -86,6 +85,10 @@ build() {
 		say "./configure $args"
 		# shellcheck disable=SC2086
 		./configure $args
+		# Objects built with other flags (e.g. sanitizers) are not rebuilt by make.
+		if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$args" ]; then
+			make clean >/dev/null
+		fi
 		printf '%s' "$args" >"$stamp"
 	fi
 	say "make -j2"
@@ -116,7 +119,10 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			chmod o+x "$d" 2>/dev/null || true
+			if ! runuser -u postgres -- test -x "$d"; then
+				say "letting the postgres user traverse $d (chmod o+x)"
+				chmod o+x "$d"
+			fi
 			d=$(dirname "$d")
 		done
 	fi

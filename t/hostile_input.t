@@ -543,6 +543,8 @@ is("@{[ $t->worker_pids ]}", "@workers", "after $cases cases the same workers ar
 my @errors = grep { /^ERROR / } split /^/, $t->daemon_log;
 is(scalar @errors, 0, 'the daemon logged no ERROR line for any hostile request')
 	or diag(join '', @errors[0 .. ($#errors < 10 ? $#errors : 10)]);
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing;

@@ -93,9 +93,10 @@ part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
-C<SCANQA_SANITIZE>: the daemon is an ASan/UBSan build (C<script/sanitize>); see
-L</SANITIZER REPORTS>.
-C<NGINX>: the nginx binary (default /usr/sbin/nginx).
+C<NGINX>: the nginx binary (default /usr/sbin/nginx). C<SCANQA_TEST_TIMEOUT>:
+seconds a test file may run before it fails (default 600).
+C<SCANQA_SANITIZE> (set by C<script/test --sanitizers>) or C<SCANQA_WRAPPER>:
+see L</MEMORY ERRORS>.
 
 =head1 METHODS
 
@@ -153,23 +154,26 @@ make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
 
-=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 ($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
-error log (nginx-tests check that it is empty at the end of a file).
+error log, daemon_errors the memory errors valgrind or the sanitizers reported
+in the daemon's log; test files end by checking that both are empty, after
+stopping the daemon (leaks are reported at exit).
 
 =back
 
-=head1 SANITIZER REPORTS
+=head1 MEMORY ERRORS
 
-With C<SCANQA_SANITIZE> set, the daemon's AddressSanitizer, LeakSanitizer and
-UndefinedBehaviorSanitizer reports go to files in the test's directory
-(C<log_path> in C<ASAN_OPTIONS> and C<UBSAN_OPTIONS>), and when the test file
-calls done_testing (or its plan is complete), the harness stops the daemon (so
-that the master's leak check runs) and adds one assertion per daemon: no
-report was written, and daemon.log holds no sanitizer output. A test file
-therefore fails on any report, whichever request caused it.
+Test files end by stopping the daemon and checking daemon_errors (see above).
+When the daemon is an ASan/UBSan build (C<SCANQA_SANITIZE>, which
+C<script/test --sanitizers> sets) or runs under a wrapper such as valgrind
+(C<SCANQA_WRAPPER>), the harness makes sure of it: when a test file calls
+done_testing (or completes its plan), every daemon still running is stopped (so
+that leaks are reported at its exit) and an assertion that daemon_errors is
+empty is added. A test file therefore fails on any report, whichever request
+caused it, even if it forgot the check.
 
 =cut
 
@@ -190,6 +194,15 @@ sub _is_root { $> == 0 }
 
 # An interrupted test still stops what it started (END runs on exit).
 $SIG{INT} = $SIG{TERM} = sub { exit 130 };
+# So does one whose prove went away (TAP output to a closed pipe).
+$SIG{PIPE} = sub { $SIG{PIPE} = 'IGNORE'; exit 141 };
+# A hung daemon must not hang the suite: a test file gets SCANQA_TEST_TIMEOUT
+# seconds (default 600) from loading the harness, then fails.
+$SIG{ALRM} = sub {
+	Test::More::diag('test file ran out of time (SCANQA_TEST_TIMEOUT); stopping');
+	exit 124;
+};
+alarm($ENV{SCANQA_TEST_TIMEOUT} // 600);
 
 sub new {
 	my ($class, %o) = @_;
@@ -203,7 +216,7 @@ sub new {
 	croak "scanqa binary not found at " . _bin() . " (build first: script/test does)"
 		unless -x _bin();
 
-	my $dir = tempdir('scanqa-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	my $dir = tempdir('scanqa-t-' . 'X' x 6, TMPDIR => 1, CLEANUP => 0);
 	$self->{dir} = $dir;
 	push @LIVE, $self;
 	weaken $LIVE[-1];
@@ -499,17 +512,10 @@ sub start_daemon {
 	unlink $self->socket_path;
 	my @cmd = (_bin(), '-c', $self->conf_path, 'serve');
 	unshift @cmd, split ' ', $ENV{SCANQA_WRAPPER} if $ENV{SCANQA_WRAPPER};
-	mkdir "$self->{dir}/sanitizer" if $ENV{SCANQA_SANITIZE};
 	my $pid = fork // croak "fork: $!";
 	if (!$pid) {
 		setpgrp(0, 0);
-		if ($ENV{SCANQA_SANITIZE}) {
-			# Later options win: this test's own report files.
-			for my $v (qw(ASAN_OPTIONS UBSAN_OPTIONS)) {
-				$ENV{$v} = join ':', grep { defined && length } $ENV{$v},
-					"log_path=$self->{dir}/sanitizer/report";
-			}
-		}
+		_die_with_parent();
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/daemon.log";
 		open STDERR, '>&', \*STDOUT;
@@ -527,6 +533,15 @@ sub start_daemon {
 		sleep 0.02;
 	}
 	return $pid;
+}
+
+# In a child about to exec: have the kernel send SIGTERM when the test process
+# dies, even by SIGKILL, when END cannot run (Linux prctl PR_SET_PDEATHSIG).
+sub _die_with_parent {
+	eval {
+		require 'syscall.ph';
+		syscall(SYS_prctl(), 1, 15);
+	};
 }
 
 sub master_pid { $_[0]{daemon_pid} }
@@ -589,6 +604,15 @@ sub _wait_pid {
 }
 
 sub daemon_log { _slurp("$_[0]{dir}/daemon.log") }
+
+# Memory errors the daemon reported: valgrind's "==PID==" lines (SCANQA_WRAPPER)
+# and AddressSanitizer/UBSan reports (./configure --enable-sanitizers). Leaks
+# show at process exit, so check after stop_daemon.
+sub daemon_errors {
+	my ($self) = @_;
+	return join '', grep { /^==\d+== |AddressSanitizer|LeakSanitizer|runtime error:/ }
+		split /^/, $self->daemon_log;
+}
 
 # ---- nginx ----------------------------------------------------------------------
 
@@ -660,6 +684,7 @@ sub _start_nginx {
 		my $pid = fork // croak "fork: $!";
 		if (!$pid) {
 			setpgrp(0, 0);
+			_die_with_parent();
 			open STDIN, '<', '/dev/null';
 			open STDOUT, '>>', "$d/nginx-stderr.log";
 			open STDERR, '>&', \*STDOUT;
@@ -965,28 +990,24 @@ sub DESTROY { $_[0]->cleanup }
 
 END { $_->cleanup for grep { defined } @LIVE }
 
-# ---- sanitizer reports ------------------------------------------------------------
+# ---- memory errors ---------------------------------------------------------------
 
-# Stops the daemon (the master's leak check runs at its exit) and asserts that it
-# left no sanitizer report.
-sub _check_sanitizer_reports {
+# Stops the daemon (leaks are reported at exit) and asserts that it reported no
+# memory error. Once per object; objects whose test already stopped the daemon
+# and checked are checked again, which costs nothing.
+sub _check_memory_errors {
 	my ($self) = @_;
-	return if $self->{sanitizer_checked}++ || $self->{owner_pid} != $$;
+	return if $self->{memory_checked}++ || $self->{owner_pid} != $$;
 	$self->stop_nginx;
 	$self->stop_daemon;
-	my @files = sort glob "$self->{dir}/sanitizer/*";
-	my $log = $self->daemon_log;
-	my @lines = grep { /(?:Sanitizer|runtime error:)/ } split /^/, $log;
-	my $ok = Test::More::ok(!@files && !@lines, 'the daemon wrote no AddressSanitizer, LeakSanitizer or UBSan report');
-	if (!$ok) {
-		Test::More::diag("$_:\n" . _tail(_slurp($_), 60)) for @files;
-		Test::More::diag("daemon.log:\n" . join '', @lines[0 .. ($#lines < 20 ? $#lines : 20)]) if @lines;
-	}
+	my $errors = $self->daemon_errors;
+	Test::More::is($errors, '', 'the daemon reported no memory errors (sanitizers or valgrind)')
+		or Test::More::diag(_tail($self->daemon_log, 80));
 }
 
-if ($ENV{SCANQA_SANITIZE}) {
+if ($ENV{SCANQA_SANITIZE} || $ENV{SCANQA_WRAPPER}) {
 	Test2::API::test2_add_callback_testing_done(sub {
-		$_->_check_sanitizer_reports for grep { defined } @LIVE;
+		$_->_check_memory_errors for grep { defined } @LIVE;
 	});
 }
 
