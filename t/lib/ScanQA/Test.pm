@@ -154,11 +154,12 @@ make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
 
-=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_access_log, pg_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 ($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
 error log, daemon_errors the memory errors valgrind or the sanitizers reported
+(pg_log is the server log of a private cluster, '' with the shared one)
 in the daemon's log; test files end by checking that both are empty, after
 stopping the daemon (leaks are reported at exit).
 
@@ -721,6 +722,10 @@ sub stop_nginx {
 }
 
 sub nginx_error_log { _slurp("$_[0]{dir}/nginx-error.log") }
+sub nginx_access_log { _slurp("$_[0]{dir}/nginx-access.log") }
+
+# The PostgreSQL server log of a private cluster (private_pg); '' otherwise.
+sub pg_log { $_[0]{pgbase} ? _slurp("$_[0]{pgbase}/postgresql.log") : '' }
 
 sub nginx_alerts {
 	my ($self) = @_;
