@@ -19,6 +19,7 @@
 
 #include "inspection_input.h"
 #include "jsonx.h"
+#include "sync_input.h"
 #include "validate.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -84,6 +85,76 @@ static void check_quick_inspection(struct json_object *body)
 	}
 }
 
+/* A test_result payload (offline sync), checked on its own as the handler does. */
+static void check_test_result_payload(struct json_object *payload)
+{
+	struct test_result tr;
+	struct verrors e;
+
+	verrors_init(&e);
+	bool ok = test_result_parse(payload, "payload.", &tr, &e);
+	REQUIRE(ok == !verrors_any(&e));
+	if (ok) {
+		REQUIRE(tr.inspection_id && zod_uuid(tr.inspection_id));
+		REQUIRE(tr.test_name && valid_text(tr.test_name));
+		size_t n = utf16_len(tr.test_name, strlen(tr.test_name));
+		REQUIRE(n >= 1 && n <= 100);
+		REQUIRE(tr.result && (strcmp(tr.result, "pass") == 0 || strcmp(tr.result, "fail") == 0));
+		REQUIRE(optional_text(tr.unit, 20));
+		REQUIRE(optional_text(tr.notes, 2000));
+		REQUIRE(optional_text(tr.scanner_device_id, 100));
+	}
+	check_error_response(&e);
+	verrors_free(&e);
+	const char *device = sync_device_id(payload);
+	REQUIRE(!device || valid_text(device));
+}
+
+/* POST /api/v1/quality/scanner/sync-offline: the batch, then each action's payload
+ * by its type, as the handler goes through them. Any JSON object is also tried as a
+ * lone payload of both types. */
+static void check_sync_offline(struct json_object *body)
+{
+	struct sync_batch *batch = malloc(sizeof *batch);
+	struct verrors e;
+
+	if (!batch)
+		return;
+	verrors_init(&e);
+	bool ok = sync_batch_parse(body, batch, &e);
+	REQUIRE(ok == !verrors_any(&e));
+	REQUIRE(ok || batch->n == 0);
+	if (ok) {
+		REQUIRE(batch->n >= 1 && batch->n <= SYNC_MAX_ACTIONS);
+		for (size_t i = 0; i < batch->n; i++) {
+			const struct sync_action *a = &batch->actions[i];
+			int64_t us;
+
+			REQUIRE(a->id && zod_uuid(a->id));
+			REQUIRE(a->payload && json_object_is_type(a->payload, json_type_object));
+			REQUIRE(a->timestamp && zod_datetime(a->timestamp, &us) && us == a->local_us);
+			/* oldest first; equal times keep the array order */
+			REQUIRE(i == 0 || batch->actions[i - 1].local_us < a->local_us ||
+				(batch->actions[i - 1].local_us == a->local_us && batch->actions[i - 1].index < a->index));
+			if (a->type == SYNC_TEST_RESULT) {
+				check_test_result_payload(a->payload);
+			} else {
+				struct quick_inspection qi;
+				struct verrors pe;
+
+				verrors_init(&pe);
+				REQUIRE(quick_inspection_parse(a->payload, "payload.", &qi, &pe) == !verrors_any(&pe));
+				verrors_free(&pe);
+			}
+		}
+	}
+	check_error_response(&e);
+	verrors_free(&e);
+	free(batch);
+	if (json_object_is_type(body, json_type_object))
+		check_test_result_payload(body);
+}
+
 struct body_check {
 	const char *name;
 	void (*check)(struct json_object *body);
@@ -91,6 +162,7 @@ struct body_check {
 
 static const struct body_check body_checks[] = {
 	{ "quick_inspection", check_quick_inspection },
+	{ "sync_offline", check_sync_offline },
 };
 
 /* ---------------------------------------------------------------- raw strings */
