@@ -2,9 +2,11 @@
 # security_isolation.t: organizations cannot see or change each other's data.
 #
 # Through the API: for every endpoint that touches organization data, a token of
-# organization B aimed at organization A's data gets 404, exactly as if the data
-# did not exist, and changes nothing; the same request with A's own token works,
-# so the 404 is isolation and not a broken request. One worker serves everything,
+# organization B aimed at organization A's data is told it does not exist (404;
+# in an offline sync batch, the action's "Inspection not found"), with exactly the
+# answer for an id that exists nowhere, and changes none of A's rows; the same
+# request with A's own token works, so the refusal is isolation and not a broken
+# request. One worker serves everything,
 # so A's and B's requests share one database connection: nothing set for one
 # request (scanqa.org_id) outlives it.
 #
@@ -34,53 +36,114 @@ for my $role (qw(qa_inspector qa_manager admin)) {
 	$user{b}{$role} = $t->make_user($org_b, $role);
 }
 my $QI = '/api/v1/quality/scanner/quick-inspection';
+my $SYNC = '/api/v1/quality/scanner/sync-offline';
+my $NOWHERE = '00000000-0000-4000-8000-000000000000';
+
+sub uuid {
+	my @b = map { int rand 256 } 1 .. 16;
+	$b[6] = ($b[6] & 0x0f) | 0x40;
+	$b[8] = ($b[8] & 0x3f) | 0x80;
+	my $h = join '', map { sprintf '%02x', $_ } @b;
+	return join '-', substr($h, 0, 8), substr($h, 8, 4), substr($h, 12, 4), substr($h, 16, 4), substr($h, 20);
+}
+
+sub sync {
+	my ($token, $type, $payload, %o) = @_;
+	return $t->request(POST => $SYNC, token => $token, json => { actions => [{
+		id => $o{id} // uuid(), type => $type, timestamp => '2025-01-23T14:30:00.000Z', payload => $payload }] });
+}
 
 # ---- through the API ---------------------------------------------------------------
 #
-# Each endpoint: an attempt on A's data (given a token) and what a 404 must say.
-# attempt($token) returns the response; the same call with an A token must succeed.
+# Each endpoint: setup() makes org A's data, attempt($data, $token) aims a request
+# at it, and missing($response) is true when the answer is the one for data that
+# does not exist (a 404, or in a sync batch the action's "Inspection not found").
+
+sub not_found_404 {
+	my ($r) = @_;
+	return $r->{status} == 404 && ($r->{json}{error} // '') eq 'Inspection not found';
+}
+
+sub not_found_action {
+	my ($r) = @_;
+	my $j = $r->{json} // {};
+	return $r->{status} == 200 && ($j->{success} // -1) == 0 && ($j->{failed} // -1) == 1
+		&& ($j->{errors}[0]{error} // '') eq 'Inspection not found';
+}
+
+sub open_inspection { return { ins => $t->make_inspection($org_a, $t->make_lp($org_a)) } }
 
 my @ENDPOINTS = (
 	{
-		name => 'POST quick-inspection',
-		setup => sub { return { ins => $t->make_inspection($org_a, $t->make_lp($org_a)) } },
+		name => 'POST quick-inspection', setup => \&open_inspection, missing => \&not_found_404,
 		attempt => sub {
 			my ($s, $token) = @_;
 			return $t->request(POST => $QI, token => $token, json => {
 				inspection_id => $s->{ins}, result => 'fail', inspection_method => 'scanner',
 				result_notes => 'written by another organization' });
 		},
-		error => 'Inspection not found',
+	},
+	{
+		name => 'POST sync-offline, quick_inspection', setup => \&open_inspection, missing => \&not_found_action,
+		attempt => sub {
+			my ($s, $token) = @_;
+			return sync($token, quick_inspection => { inspection_id => $s->{ins}, result => 'fail',
+				inspection_method => 'scanner' });
+		},
+	},
+	{
+		name => 'POST sync-offline, test_result', setup => \&open_inspection, missing => \&not_found_action,
+		attempt => sub {
+			my ($s, $token) = @_;
+			return sync($token, test_result => { inspection_id => $s->{ins}, test_name => 'Seal', result => 'fail' });
+		},
 	},
 );
 
 for my $ep (@ENDPOINTS) {
 	for my $role (sort keys %{ $user{b} }) {
 		my $s = $ep->{setup}->();
-		my $before = $t->db_fingerprint;
+		my $before = $t->db_fingerprint(org => $org_a);
 		my $r = $ep->{attempt}->($s, $user{b}{$role}{token});
-		is($r->{status}, 404, "$ep->{name}: org B's $role on org A's data gets 404");
-		is_deeply($r->{json}, { error => $ep->{error} }, "$ep->{name}: the 404 says \"$ep->{error}\", as for data that does not exist")
-			or diag($r->{body});
-		is_deeply($t->db_fingerprint, $before, "$ep->{name}: org B's $role changed nothing");
-		$r = $ep->{attempt}->($s, $user{a}{$role}{token});
-		ok($r->{status} >= 200 && $r->{status} < 300, "$ep->{name}: org A's $role on the same data succeeds")
+		ok($ep->{missing}->($r), "$ep->{name}: org B's $role on org A's data is told it does not exist")
 			or diag("$r->{status} $r->{body}");
+		is_deeply($t->db_fingerprint(org => $org_a), $before, "$ep->{name}: org B's $role changed none of org A's data");
+		$r = $ep->{attempt}->($s, $user{a}{$role}{token});
+		ok($r->{status} == 200 && !$ep->{missing}->($r) && !($r->{json}{failed} // 0),
+			"$ep->{name}: org A's $role on the same data succeeds") or diag("$r->{status} $r->{body}");
+		# One worker, so one database connection served A just now: nothing of it remains.
 		$r = $ep->{attempt}->($ep->{setup}->(), $user{b}{$role}{token});
-		is($r->{status}, 404, "$ep->{name}: right after org A's request on the same connection, org B still gets 404");
+		ok($ep->{missing}->($r), "$ep->{name}: right after org A's request on the same connection, org B is still told it does not exist")
+			or diag("$r->{status} $r->{body}");
 	}
+	# An id that exists in A is answered exactly like one that exists nowhere, so B
+	# cannot even learn which ids A has.
+	my $r1 = $ep->{attempt}->($ep->{setup}->(), $user{b}{qa_inspector}{token});
+	my $r2 = $ep->{attempt}->({ ins => $NOWHERE }, $user{b}{qa_inspector}{token});
+	my $answer = sub {
+		my ($r) = @_;
+		my $j = $r->{json} // {};
+		delete $_->{action_id} for ref $j->{errors} eq 'ARRAY' ? @{ $j->{errors} } : ();
+		return "$r->{status} " . JSON::PP->new->canonical->encode($j);
+	};
+	is($answer->($r1), $answer->($r2), "$ep->{name}: org B gets the same answer for org A's inspection as for one that does not exist");
 }
 
-# An id that exists in A answers exactly like one that exists nowhere, so B cannot
-# even learn which ids A has.
+# Offline action ids are per organization: B sending an id A has already synced is
+# neither told "duplicate" nor blocked, so it learns nothing about A's actions.
 {
+	my $id = uuid();
 	my $a_ins = $t->make_inspection($org_a, $t->make_lp($org_a));
-	my $body = sub { { inspection_id => $_[0], result => 'pass', inspection_method => 'scanner' } };
-	my $r1 = $t->request(POST => $QI, token => $user{b}{qa_inspector}{token}, json => $body->($a_ins));
-	my $r2 = $t->request(POST => $QI, token => $user{b}{qa_inspector}{token},
-		json => $body->('00000000-0000-4000-8000-000000000000'));
-	is("$r1->{status} $r1->{body}", "$r2->{status} $r2->{body}",
-		"org B gets the same answer for org A's inspection as for one that does not exist");
+	my $b_ins = $t->make_inspection($org_b, $t->make_lp($org_b));
+	my $r = sync($user{a}{qa_inspector}{token}, quick_inspection => { inspection_id => $a_ins, result => 'pass',
+		inspection_method => 'scanner' }, id => $id);
+	is($r->{json}{success}, 1, 'org A syncs an action');
+	$r = sync($user{b}{qa_inspector}{token}, quick_inspection => { inspection_id => $b_ins, result => 'pass',
+		inspection_method => 'scanner' }, id => $id);
+	is($r->{json}{success}, 1, 'org B sending the same action id for its own inspection is applied');
+	is($t->one('SELECT status FROM quality_inspections WHERE id = ?', $b_ins), 'completed', "...to org B's inspection");
+	is($t->one(q{SELECT sync_status FROM scanner_offline_queue WHERE org_id = ? AND action_payload->>'id' = ?}, $org_b, $id),
+		'synced', "...as synced, not as a duplicate of org A's action");
 }
 
 # ---- in SQL, as the daemon's role ----------------------------------------------------
@@ -113,8 +176,9 @@ for my $o ([$org_a, 'a'], [$org_b, 'b']) {
 	my $r = $t->request(POST => $QI, token => $user{$k}{qa_inspector}{token},
 		json => { inspection_id => $ins, result => 'pass', inspection_method => 'scanner' });
 	is($r->{status}, 200, "org " . uc($k) . " completes an inspection (an audit row)");
-	$t->dbh->do(q{INSERT INTO scanner_offline_queue (org_id, user_id, action_type, action_payload, sync_status)
-		VALUES (?, ?, 'quick_inspection', '{}', 'synced')}, undef, $org, $user{$k}{qa_inspector}{id});
+	my $open = $t->make_inspection($org, $t->make_lp($org));
+	$r = sync($user{$k}{qa_inspector}{token}, test_result => { inspection_id => $open, test_name => 'Seal', result => 'pass' });
+	is($r->{json}{success}, 1, "org " . uc($k) . " syncs a test result (a test result, a queue row, a synced action)");
 }
 for my $table (@scoped) {
 	ok($t->one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_a) > 0,
@@ -160,10 +224,16 @@ is(as_app($org_b, sub { $app->do(q{UPDATE quality_inspections SET result_notes =
 	0, 'scanqa_app as org B updates none of org A\'s inspections');
 is(as_app($org_b, sub { $app->do(q{UPDATE license_plates SET qa_status = 'on_hold' WHERE org_id = ?}, undef, $org_a) + 0 }),
 	0, 'scanqa_app as org B updates none of org A\'s license plates');
+my $a_ins = $t->one('SELECT id FROM quality_inspections WHERE org_id = ? LIMIT 1', $org_a);
+my $a_queue = $t->one('SELECT id FROM scanner_offline_queue WHERE org_id = ? LIMIT 1', $org_a);
 for my $w (
 	['an audit row', q{INSERT INTO quality_audit_log (org_id, entity_type, entity_id, action) VALUES (?, 'inspection', 'x', 'forged')}],
 	['an offline queue row', q{INSERT INTO scanner_offline_queue (org_id, user_id, action_type, action_payload, sync_status)
 		VALUES (?, gen_random_uuid(), 'quick_inspection', '{}', 'synced')}],
+	['a test result', qq{INSERT INTO quality_test_results (org_id, inspection_id, test_name, result, tested_at)
+		VALUES (?, '$a_ins', 'forged', 'pass', now())}],
+	['a synced action (to make org A\'s next sync look like a replay)', qq{INSERT INTO scanner_synced_actions
+		(org_id, action_id, queue_id) VALUES (?, gen_random_uuid(), '$a_queue')}],
 ) {
 	my $ok = eval { as_app($org_b, sub { $app->do($w->[1], undef, $org_a) }); 1 };
 	like($ok ? '' : $@, qr/row-level security/, "scanqa_app as org B cannot write $w->[0] for org A");

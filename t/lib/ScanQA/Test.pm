@@ -129,13 +129,15 @@ become HTTP_* params in order (repeats allowed); content_length undef leaves
 CONTENT_LENGTH out; params are appended as they are. Returns the same hash as
 request().
 
-=item db_fingerprint
+=item db_fingerprint(org => $org_id)
 
 A hashref of every table in schema public to "N rows, md5 ...", computed as
 the superuser over every row as jsonb, in a stable order. Two equal
 fingerprints mean no row was added, removed or changed. api_tokens'
 last_used_at is left out: authentication updates it at most once a minute
-(see qa_authenticate), so any authenticated request may write it.
+(see qa_authenticate), so any authenticated request may write it. With
+C<org>, tables that have an org_id column count only that organization's
+rows (what another organization must not be able to change).
 
 =item dbh, app_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
 
@@ -914,13 +916,19 @@ sub fcgi_request {
 # ---- database fingerprint ---------------------------------------------------------
 
 sub db_fingerprint {
-	my ($self) = @_;
-	my $tables = $self->dbh->selectcol_arrayref(q{
-		SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	my ($self, %o) = @_;
+	my $tables = $self->dbh->selectall_arrayref(q{
+		SELECT c.relname,
+		       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id'
+		                  AND NOT a.attisdropped)
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1});
+	my $org = defined $o{org} ? $self->dbh->quote($o{org}) : undef;
 	my $sql = join ' UNION ALL ', map {
-		my $row = $_ eq 'api_tokens' ? "(to_jsonb(t) - 'last_used_at')::text" : 'to_jsonb(t)::text';
-		"SELECT '$_', count(*), md5(coalesce(string_agg($row, E'\\n' ORDER BY $row), '')) FROM public.\"$_\" t"
+		my ($table, $scoped) = @$_;
+		my $row = $table eq 'api_tokens' ? "(to_jsonb(t) - 'last_used_at')::text" : 'to_jsonb(t)::text';
+		my $where = defined $org && $scoped ? " WHERE t.org_id = ${org}::uuid" : '';
+		"SELECT '$table', count(*), md5(coalesce(string_agg($row, E'\\n' ORDER BY $row), '')) FROM public.\"$table\" t$where"
 	} @$tables;
 	return { map { $_->[0] => "$_->[1] rows, md5 $_->[2]" } @{ $self->dbh->selectall_arrayref($sql) } };
 }
