@@ -15,6 +15,7 @@
 const struct route routes[] = {
 	{ "GET", "/api/v1/health", h_health, ACCESS_PUBLIC, "health" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
+	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
