@@ -20,13 +20,15 @@ use Time::HiRes qw(sleep time);
 
 use ScanQA::Test;
 
-# The numbers as shipped.
+# The numbers as shipped (or as installed, when the harness tests a package).
 my ($rate, $burst);
 {
 	my $root = ScanQA::Test::root();
-	open my $fh, '<', "$root/conf/nginx/scanqa-http.conf" or die $!;
+	my $http = $ENV{SCANQA_NGINX_HTTP_CONF} // "$root/conf/nginx/scanqa-http.conf";
+	my $snippet = $ENV{SCANQA_NGINX_SNIPPET} // "$root/conf/nginx/scanqa.conf";
+	open my $fh, '<', $http or die "$http: $!";
 	($rate) = join('', <$fh>) =~ /^\s*limit_req_zone\s+\S+\s+zone=scanqa_per_client:\S+\s+rate=(\d+)r\/s;/m;
-	open $fh, '<', "$root/conf/nginx/scanqa.conf" or die $!;
+	open $fh, '<', $snippet or die "$snippet: $!";
 	($burst) = join('', <$fh>) =~ /^\s*limit_req\s+zone=scanqa_per_client\s+burst=(\d+)\s+nodelay;/m;
 }
 ok($rate && $burst, "the shipped limit: $rate requests a second per client, bursts of $burst");

@@ -22,12 +22,13 @@ plan skip_all => 'needs the users www-data and nobody'
 	unless defined getpwnam('www-data') && defined getgrnam('www-data') && defined getpwnam('nobody');
 plan skip_all => 'needs runuser (util-linux)' unless -x '/usr/sbin/runuser' || -x '/sbin/runuser';
 
-# The production config, as shipped.
+# The production config, as shipped (or as installed, when the harness tests a package).
 {
-	open my $fh, '<', ScanQA::Test::root() . '/conf/scanqa.conf' or die $!;
+	my $conf = $ENV{SCANQA_CONF} // ScanQA::Test::root() . '/conf/scanqa.conf';
+	open my $fh, '<', $conf or die "$conf: $!";
 	my %conf = map { /^\s*(\w+)\s*=\s*(.*?)\s*$/ ? ($1 => $2) : () } grep { !/^\s*#/ } <$fh>;
-	is($conf{socket_mode}, '0660', 'conf/scanqa.conf sets socket_mode 0660');
-	is($conf{socket_group}, 'www-data', 'conf/scanqa.conf gives the socket to group www-data (nginx)');
+	is($conf{socket_mode}, '0660', 'the daemon config sets socket_mode 0660');
+	is($conf{socket_group}, 'www-data', 'the daemon config gives the socket to group www-data (nginx)');
 }
 
 # The harness uses the production config with only the socket's path changed, and
