@@ -51,56 +51,52 @@ static void set_request_id(struct request *req)
 		 (unsigned long)(now_wall_us() & 0xffffffffUL), ++counter & 0xffffffUL);
 }
 
-/* Reads stdin to EOF. Keeps at most limit bytes; the rest is read and discarded. */
+/* Reads stdin to EOF. Keeps at most limit bytes; the rest is read and discarded, so
+ * the connection stays in step however large the body (libfcgi does not drain it). */
 static void read_body(struct request *req, size_t limit)
 {
 	const char *cl = request_param(req, "CONTENT_LENGTH");
-	size_t expect = 0, cap, len = 0;
-	char *buf;
+	size_t want = 4096, len = 0;
 	char scratch[16384];
 
 	if (cl && *cl) {
 		char *end;
 		unsigned long long v = strtoull(cl, &end, 10);
-		if (*end == '\0')
-			expect = v > limit ? limit + 1 : (size_t)v;
+		if (*end == '\0' && v > 0)
+			want = v > limit ? limit + 1 : (size_t)v;
 	}
-	cap = expect ? expect + 1 : 4096;
-	if (cap > limit + 1)
-		cap = limit + 1;
-	buf = malloc(cap);
+	/* Room for limit + 1 bytes (one more than allowed shows the body is too large)
+	 * and the NUL. */
+	size_t cap = (want < limit + 1 ? want : limit + 1) + 1;
+	char *buf = malloc(cap);
+	if (!buf)
+		req->body_too_large = true; /* out of memory: refuse rather than truncate */
 	for (;;) {
 		int n;
-		if (buf && !req->body_too_large) {
-			if (len + 1 >= cap) {
-				size_t ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-				if (ncap <= len + 1) {
-					req->body_too_large = true;
-					continue;
-				}
-				char *nb = realloc(buf, ncap);
-				if (!nb) {
-					req->body_too_large = true;
-					continue;
-				}
-				buf = nb;
-				cap = ncap;
-			}
-			n = FCGX_GetStr(buf + len, (int)(cap - 1 - len), req->fcgi->in);
-			if (n <= 0)
-				break;
-			len += (size_t)n;
-			if (len > limit)
-				req->body_too_large = true;
-		} else {
+		if (req->body_too_large) {
 			n = FCGX_GetStr(scratch, sizeof(scratch), req->fcgi->in);
 			if (n <= 0)
 				break;
-			if (!buf)
-				req->body_too_large = true; /* out of memory: refuse rather than truncate */
+			continue;
 		}
+		if (len == cap - 1) {
+			size_t ncap = cap * 2 < limit + 2 ? cap * 2 : limit + 2;
+			char *nb = ncap > cap ? realloc(buf, ncap) : NULL;
+			if (!nb) {
+				req->body_too_large = true;
+				continue;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		n = FCGX_GetStr(buf + len, (int)(cap - 1 - len), req->fcgi->in);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len > limit)
+			req->body_too_large = true;
 	}
-	if (req->body_too_large || len == 0 || !buf) {
+	if (req->body_too_large || len == 0) {
 		free(buf);
 		req->body = NULL;
 		req->body_len = 0;
@@ -198,14 +194,19 @@ void resp_json(struct request *req, int status, struct json_object *obj)
 	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
 	if (!obj)
 		len = 2;
-	FCGX_FPrintF(req->fcgi->out,
-		     "Status: %d %s\r\n"
-		     "Content-Type: application/json\r\n"
-		     "Cache-Control: no-store\r\n"
-		     "X-Request-Id: %s\r\n"
-		     "%s"
-		     "Content-Length: %zu\r\n\r\n",
-		     status, reason(status), req->request_id, req->extra_headers, len);
+	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
+	char head[1024];
+	int hl = snprintf(head, sizeof(head),
+			  "Status: %d %s\r\n"
+			  "Content-Type: application/json\r\n"
+			  "Cache-Control: no-store\r\n"
+			  "X-Request-Id: %s\r\n"
+			  "%s"
+			  "Content-Length: %zu\r\n\r\n",
+			  status, reason(status), req->request_id, req->extra_headers, len);
+	if (hl < 0 || (size_t)hl >= sizeof(head))
+		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
+	FCGX_PutStr(head, hl, req->fcgi->out);
 	FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;

@@ -110,10 +110,12 @@ undef is not sent at all. request_start() sends and returns the socket,
 request_finish($sock) reads the response: two requests can be in flight at
 once. raw_request($bytes) sends bytes as they are.
 
-=item dbh, app_dbh, rows($sql, @bind), row($sql, @bind), one($sql, @bind)
+=item dbh, app_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
 
 dbh is a superuser connection to the test database (row level security does
-not apply), app_dbh connects as scanqa_app. rows returns an arrayref of
+not apply), app_dbh connects as scanqa_app; both are cached and reconnect when
+broken. connect_as returns a new handle of the caller's own (e.g. to hold a
+lock in a transaction). rows returns an arrayref of
 hashrefs, row the first row as a hashref, one the first column of the first
 row.
 
@@ -189,8 +191,8 @@ sub start {
 	$self->start_daemon;
 	$self->_start_nginx unless $self->{nginx_pid};
 	$self->wait_health(200)
-		or croak "scanqa did not become healthy; daemon log:\n" . $self->daemon_log
-		. "\nnginx error log:\n" . $self->nginx_error_log;
+		or croak "scanqa did not become healthy; daemon log:\n" . _tail($self->daemon_log, 30)
+		. "\nnginx error log (last lines):\n" . _tail($self->nginx_error_log, 5);
 	return $self;
 }
 
@@ -278,6 +280,12 @@ sub _connect {
 	return DBI->connect($dsn, $user, '', {
 		AutoCommit => 1, RaiseError => 1, PrintError => 0, pg_enable_utf8 => 1,
 	}) // croak "cannot connect to PostgreSQL as $user: $DBI::errstr";
+}
+
+# A new connection to the test database as $user (a role name); the caller owns it.
+sub connect_as {
+	my ($self, $user) = @_;
+	return $self->_connect($user);
 }
 
 sub dbh {
@@ -652,7 +660,7 @@ sub _build_request {
 	my %h = (Host => 'localhost', Connection => 'close');
 	my $body = $o{body};
 	if (exists $o{json}) {
-		$body = $JSON->encode($o{json});
+		$body = JSON::PP->new->utf8->canonical->allow_nonref->encode($o{json});
 		$h{'Content-Type'} = 'application/json';
 	}
 	$h{Authorization} = "Bearer $o{token}" if defined $o{token};
@@ -801,6 +809,12 @@ sub _slurp {
 	open my $fh, '<', $f or return '';
 	local $/;
 	return scalar <$fh>;
+}
+
+sub _tail {
+	my ($text, $n) = @_;
+	my @l = split /^/, $text // '';
+	return join '', @l > $n ? @l[-$n .. -1] : @l;
 }
 
 sub _spew {
