@@ -594,11 +594,13 @@ for my $final (qw(COMPLETED CANCELLED)) {
 # both requests wait on it, so they really meet inside PostgreSQL.
 
 sub racer {
-	my ($id, $body, $file, $go) = @_;
+	my ($id, $body, $file, $go, $go_w) = @_;
 	my $pid = fork // die "fork: $!";
 	return $pid if $pid;
-	# The child: wait for the start signal, send, write the outcome, leave without
-	# running the parent's destructors (they would close its connections).
+	# The child: wait for the start signal (EOF once every copy of the write end
+	# is closed), send, write the outcome, leave without running the parent's
+	# destructors (they would close its connections).
+	close $go_w;
 	my $buf;
 	sysread $go, $buf, 1;
 	my $r = eval { patch($inspector, $id, $body) } // { status => 0, body => "$@" };
@@ -610,6 +612,7 @@ sub racer {
 
 {
 	my %seen;
+	my $met = 0;    # held rounds in which both requests waited on the row lock
 	my $rounds = 16;
 	for my $round (1 .. $rounds) {
 		my $id = make_session($inspector, items_scanned => 1);
@@ -621,14 +624,18 @@ sub racer {
 		}
 		pipe my $go_r, my $go_w or die "pipe: $!";
 		my ($fa, $fb) = map { $t->dir . "/race-$round-$_.json" } qw(pause complete);
-		my @pids = (racer($id, { status => 'PAUSED' }, $fa, $go_r), racer($id, { status => 'COMPLETED' }, $fb, $go_r));
+		my @pids = (racer($id, { status => 'PAUSED' }, $fa, $go_r, $go_w),
+			racer($id, { status => 'COMPLETED' }, $fb, $go_r, $go_w));
 		close $go_r;
 		close $go_w;    # both children read EOF at once: go
 		if ($hold) {
 			my $deadline = time + 1.5;    # below lock_timeout (2 s)
 			while (time < $deadline) {
-				last if $t->one(q{SELECT count(*) FROM pg_stat_activity
-					WHERE datname = current_database() AND wait_event_type = 'Lock'}) >= 2;
+				if ($t->one(q{SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock'}) >= 2) {
+					$met++;
+					last;
+				}
 				sleep 0.01;
 			}
 			$dbh->commit;
@@ -660,6 +667,7 @@ sub racer {
 			or diag(explain({ pause => $pause, complete => $complete, row => $row }));
 	}
 	note(join ', ', map { "$_: $seen{$_}" } sort keys %seen);
+	ok($met > 0, "the two requests met at the session's row lock ($met of " . $rounds / 2 . ' held rounds)');
 }
 
 is($t->nginx_alerts, '', 'nginx logged no alerts');
