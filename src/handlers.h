@@ -19,6 +19,9 @@ void h_health(struct request *req, const struct route_params *p);
 /* h_quick_inspection.c */
 void h_quick_inspection(struct request *req, const struct route_params *p);
 
+/* h_sync_offline.c */
+void h_sync_offline(struct request *req, const struct route_params *p);
+
 /* h_scan_sessions.c */
 void h_session_create(struct request *req, const struct route_params *p);
 void h_session_get(struct request *req, const struct route_params *p);

@@ -15,6 +15,7 @@
 const struct route routes[] = {
 	{ "GET", "/api/v1/health", h_health, ACCESS_PUBLIC, "health" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
+	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
 	{ "POST", "/api/v1/scan-sessions", h_session_create, ACCESS_USER, "session_create" },
 	{ "GET", "/api/v1/scan-sessions/{session_id}", h_session_get, ACCESS_USER, "session_get" },
 	{ "PATCH", "/api/v1/scan-sessions/{session_id}", h_session_patch, ACCESS_USER, "session_patch" },
