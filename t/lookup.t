@@ -195,7 +195,9 @@ my $shared_theirs = $t->make_lp($other_org, barcode => 'SHARED-1', quantity => 9
 	is($t->one('SELECT count(*) FROM quality_audit_log'), 0, 'and writes no audit entry');
 }
 
-is($t->nginx_alerts, '', 'nginx logged no alerts');
 unlike($t->daemon_log, qr/^ERROR /m, 'the daemon logged no errors');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
+is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing();

@@ -670,7 +670,9 @@ sub racer {
 	ok($met > 0, "the two requests met at the session's row lock ($met of " . $rounds / 2 . ' held rounds)');
 }
 
-is($t->nginx_alerts, '', 'nginx logged no alerts');
 unlike($t->daemon_log, qr/^ERROR /m, 'the daemon logged no errors');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
+is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing();
