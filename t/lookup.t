@@ -195,6 +195,44 @@ my $shared_theirs = $t->make_lp($other_org, barcode => 'SHARED-1', quantity => 9
 	is($t->one('SELECT count(*) FROM quality_audit_log'), 0, 'and writes no audit entry');
 }
 
+# ---- the API reference's example, verbatim, against the demo data ----------------------------
+
+{
+	$t->load_demo;
+	my $example = decode_json(<<'JSON');
+{
+  "inspection": {
+    "id": "550e8400-e29b-41d4-a716-446655440001",
+    "lp_id": "550e8400-e29b-41d4-a716-446655440010",
+    "inspection_number": "INS-INC-2025-00001",
+    "status": "in_progress",
+    "result": null,
+    "created_at": "2025-01-23T10:00:00.000Z"
+  },
+  "lp": {
+    "id": "550e8400-e29b-41d4-a716-446655440010",
+    "barcode": "LP00000001",
+    "product_id": "prod-uuid",
+    "batch_number": "BATCH-2025-001",
+    "quantity": 100,
+    "qa_status": "pending"
+  },
+  "has_pending_inspection": true
+}
+JSON
+	my $r = $t->request(GET => "$BY_LP/550e8400-e29b-41d4-a716-446655440010", token => 'demo-inspector');
+	is($r->{status}, 200, "the reference's inspection-by-LP example answers 200 for demo-inspector") or diag($r->{body});
+	is_deeply($r->{json}, $example, "and exactly the reference's example response");
+
+	my $b = $t->request(GET => "$BY_BARCODE/LP00000001", token => 'demo-inspector');
+	is($b->{json}{id}, '550e8400-e29b-41d4-a716-446655440010', "the reference's barcode LP00000001 is that LP");
+	is($b->{json}{pending_inspection_count}, 1, 'with its one pending inspection');
+	error_is($t->request(GET => "$BY_LP/550e8400-e29b-41d4-a716-446655440010", token => 'demo-other-org'), 404,
+		'License plate not found', "demo-other-org does not see Demo Warehouse's LP");
+	error_is($t->request(GET => "$BY_BARCODE/LP00000001", token => 'demo-viewer'), 403,
+		'Scanner access requires QA Inspector role', 'demo-viewer has no scanner access');
+}
+
 unlike($t->daemon_log, qr/^ERROR /m, 'the daemon logged no errors');
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');
