@@ -8,7 +8,13 @@
  *
  * Access: any active user of the organization may create a session and read any of
  * its sessions; only the session's owner, or a manager role (auth_is_manager_role:
- * qa_manager, admin, owner), may change it or scan into it. */
+ * qa_manager, admin, owner), may change it or scan into it.
+ *
+ * The seed frontend (scan-session-manager.js) maps onto PATCH like this:
+ *   updateScanSession(id, changes)  PATCH {only the changed fields}, If-Match: last ETag
+ *   pauseSession(id)                PATCH {"status":"PAUSED"}
+ *   resumeSession(id)               PATCH {"status":"ACTIVE"}
+ * Repeating a status the session already has is a 200 no-op, so retries are safe. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
