@@ -73,6 +73,24 @@ sub not_found_action {
 
 sub open_inspection { return { ins => $t->make_inspection($org_a, $t->make_lp($org_a)) } }
 
+my $SESSIONS = '/api/v1/scan-sessions';
+my $BY_BARCODE = '/api/warehouse/license-plates/barcode';
+my $BY_LP = '/api/quality/inspections/by-lp';
+
+# An ACTIVE scan session of org A's inspector, and an LP of A with an open inspection.
+sub a_session {
+	my $r = $t->request(POST => $SESSIONS, token => $user{a}{qa_inspector}{token}, json => { location => 'Dock A' });
+	die "creating org A's session: $r->{status} $r->{body}" unless $r->{status} == 201;
+	my $lp = $t->make_lp($org_a);
+	$t->make_inspection($org_a, $lp);
+	return { session => $r->{json}{id}, lp => $lp, barcode => $t->one('SELECT barcode FROM license_plates WHERE id = ?', $lp) };
+}
+
+sub missing_as {
+	my ($status, $error) = @_;
+	return sub { $_[0]{status} == $status && ($_[0]{json}{error} // '') eq $error };
+}
+
 my @ENDPOINTS = (
 	{
 		name => 'POST quick-inspection', setup => \&open_inspection, missing => \&not_found_404,
@@ -98,6 +116,35 @@ my @ENDPOINTS = (
 			return sync($token, test_result => { inspection_id => $s->{ins}, test_name => 'Seal', result => 'fail' });
 		},
 	},
+	{
+		name => 'GET scan-sessions/{id}', setup => \&a_session, missing => missing_as(404, 'Scan session not found'),
+		nowhere => { session => 2147483647 },
+		attempt => sub { $t->request(GET => "$SESSIONS/$_[0]{session}", token => $_[1]) },
+	},
+	{
+		# The session's owner changes it on A's side (B has no owner, so managers' role is what counts).
+		name => 'PATCH scan-sessions/{id}', setup => \&a_session, missing => missing_as(404, 'Scan session not found'),
+		nowhere => { session => 2147483647 }, a_token => sub { $user{a}{qa_manager}{token} },
+		attempt => sub {
+			$t->request(PATCH => "$SESSIONS/$_[0]{session}", token => $_[1],
+				json => { status => 'CANCELLED', notes => 'by another organization' });
+		},
+	},
+	{
+		name => 'POST scan-sessions/{id}/scans', setup => \&a_session, missing => missing_as(404, 'Scan session not found'),
+		nowhere => { session => 2147483647, barcode => 'NOWHERE-1' },
+		attempt => sub { $t->request(POST => "$SESSIONS/$_[0]{session}/scans", token => $_[1], json => { barcode => $_[0]{barcode} }) },
+	},
+	{
+		name => 'GET license-plates/barcode/{barcode}', setup => \&a_session, missing => missing_as(404, 'License plate not found'),
+		nowhere => { barcode => 'NOWHERE-1' },
+		attempt => sub { $t->request(GET => "$BY_BARCODE/$_[0]{barcode}", token => $_[1]) },
+	},
+	{
+		name => 'GET inspections/by-lp/{lpId}', setup => \&a_session, missing => missing_as(404, 'License plate not found'),
+		nowhere => { lp => $NOWHERE },
+		attempt => sub { $t->request(GET => "$BY_LP/$_[0]{lp}", token => $_[1]) },
+	},
 );
 
 for my $ep (@ENDPOINTS) {
@@ -108,8 +155,8 @@ for my $ep (@ENDPOINTS) {
 		ok($ep->{missing}->($r), "$ep->{name}: org B's $role on org A's data is told it does not exist")
 			or diag("$r->{status} $r->{body}");
 		is_deeply($t->db_fingerprint(org => $org_a), $before, "$ep->{name}: org B's $role changed none of org A's data");
-		$r = $ep->{attempt}->($s, $user{a}{$role}{token});
-		ok($r->{status} == 200 && !$ep->{missing}->($r) && !($r->{json}{failed} // 0),
+		$r = $ep->{attempt}->($s, $ep->{a_token} ? $ep->{a_token}->() : $user{a}{$role}{token});
+		ok($r->{status} >= 200 && $r->{status} < 300 && !$ep->{missing}->($r) && !($r->{json}{failed} // 0),
 			"$ep->{name}: org A's $role on the same data succeeds") or diag("$r->{status} $r->{body}");
 		# One worker, so one database connection served A just now: nothing of it remains.
 		$r = $ep->{attempt}->($ep->{setup}->(), $user{b}{$role}{token});
@@ -119,11 +166,13 @@ for my $ep (@ENDPOINTS) {
 	# An id that exists in A is answered exactly like one that exists nowhere, so B
 	# cannot even learn which ids A has.
 	my $r1 = $ep->{attempt}->($ep->{setup}->(), $user{b}{qa_inspector}{token});
-	my $r2 = $ep->{attempt}->({ ins => $NOWHERE }, $user{b}{qa_inspector}{token});
+	my $r2 = $ep->{attempt}->($ep->{nowhere} // { ins => $NOWHERE }, $user{b}{qa_inspector}{token});
 	my $answer = sub {
 		my ($r) = @_;
 		my $j = $r->{json} // {};
 		delete $_->{action_id} for ref $j->{errors} eq 'ARRAY' ? @{ $j->{errors} } : ();
+		# A failed scan is reported with the scan it recorded (for B, in B's own records).
+		delete @{$j}{qw(scan session)};
 		return "$r->{status} " . JSON::PP->new->canonical->encode($j);
 	};
 	is($answer->($r1), $answer->($r2), "$ep->{name}: org B gets the same answer for org A's inspection as for one that does not exist");
@@ -179,6 +228,12 @@ for my $o ([$org_a, 'a'], [$org_b, 'b']) {
 	my $open = $t->make_inspection($org, $t->make_lp($org));
 	$r = sync($user{$k}{qa_inspector}{token}, test_result => { inspection_id => $open, test_name => 'Seal', result => 'pass' });
 	is($r->{json}{success}, 1, "org " . uc($k) . " syncs a test result (a test result, a queue row, a synced action)");
+	$r = $t->request(POST => $SESSIONS, token => $user{$k}{qa_inspector}{token}, json => {});
+	is($r->{status}, 201, "org " . uc($k) . " opens a scan session");
+	my $barcode = $t->one('SELECT barcode FROM license_plates WHERE id = ?', $t->make_lp($org));
+	$r = $t->request(POST => "$SESSIONS/$r->{json}{id}/scans", token => $user{$k}{qa_inspector}{token},
+		json => { barcode => $barcode });
+	is($r->{status}, 201, "org " . uc($k) . " scans an LP in it");
 }
 for my $table (@scoped) {
 	ok($t->one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_a) > 0,
@@ -226,6 +281,7 @@ is(as_app($org_b, sub { $app->do(q{UPDATE license_plates SET qa_status = 'on_hol
 	0, 'scanqa_app as org B updates none of org A\'s license plates');
 my $a_ins = $t->one('SELECT id FROM quality_inspections WHERE org_id = ? LIMIT 1', $org_a);
 my $a_queue = $t->one('SELECT id FROM scanner_offline_queue WHERE org_id = ? LIMIT 1', $org_a);
+my $a_session = $t->one('SELECT min(id) FROM scan_sessions WHERE org_id = ?', $org_a);
 for my $w (
 	['an audit row', q{INSERT INTO quality_audit_log (org_id, entity_type, entity_id, action) VALUES (?, 'inspection', 'x', 'forged')}],
 	['an offline queue row', q{INSERT INTO scanner_offline_queue (org_id, user_id, action_type, action_payload, sync_status)
@@ -234,6 +290,10 @@ for my $w (
 		VALUES (?, '$a_ins', 'forged', 'pass', now())}],
 	['a synced action (to make org A\'s next sync look like a replay)', qq{INSERT INTO scanner_synced_actions
 		(org_id, action_id, queue_id) VALUES (?, gen_random_uuid(), '$a_queue')}],
+	['a scan session', qq{INSERT INTO scan_sessions (org_id, user_id, session_token)
+		VALUES (?, '$user{a}{qa_inspector}{id}', repeat('A', 43))}],
+	['a scan in org A\'s session', qq{INSERT INTO scan_session_scans (org_id, session_id, user_id, barcode)
+		VALUES (?, $a_session, '$user{a}{qa_inspector}{id}', 'X')}],
 ) {
 	my $ok = eval { as_app($org_b, sub { $app->do($w->[1], undef, $org_a) }); 1 };
 	like($ok ? '' : $@, qr/row-level security/, "scanqa_app as org B cannot write $w->[0] for org A");
