@@ -262,6 +262,21 @@ sub app_one {
 	return ($app->selectrow_array($sql, undef, @bind))[0];
 }
 
+# Views the daemon reads are checked like tables: a view runs with its owner's
+# rights unless security_invoker is set, and the owner must not lend it theirs.
+my @views = @{ $t->dbh->selectcol_arrayref(q{
+	SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	 WHERE n.nspname = 'public' AND c.relkind = 'v' AND has_table_privilege('scanqa_app', c.oid, 'SELECT')
+	   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id')
+	 ORDER BY 1}) };
+for my $view (@views) {
+	ok($t->one(qq{SELECT count(*) FROM "$view" WHERE org_id = ?}, $org_a) > 0, "view $view shows org A's rows to the superuser");
+	is(as_app($org_b, sub { app_one(qq{SELECT count(*) FROM "$view" WHERE org_id = ?}, $org_a) }), 0,
+		"scanqa_app as org B sees none of org A's rows through view $view");
+	is(as_app(undef, sub { app_one(qq{SELECT count(*) FROM "$view"}) }), 0,
+		"scanqa_app with scanqa.org_id not set sees no row through view $view");
+}
+
 for my $table (@scoped) {
 	my $b_rows = $t->one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_b);
 	is(as_app($org_b, sub { app_one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_a) }), 0,
