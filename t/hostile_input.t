@@ -69,6 +69,22 @@ my %QI_PAYLOAD = (result => 'pass', result_notes => 'checked', defects_found => 
 my %TR_PAYLOAD = (test_name => 'Seal strength', result => 'pass', measured_value => 12.5, unit => 'N',
 	notes => 'within range', scanner_device_id => 'ZEBRA-TC52-001');
 
+my $SESSIONS = '/api/v1/scan-sessions';
+my $NO_SESSION = 2147483647;
+my $session = do {
+	my $r = $t->request(POST => $SESSIONS, token => $TOKEN, json => { location => 'Dock 4' });
+	die "creating a scan session: $r->{status} $r->{body}" unless $r->{status} == 201;
+	$r->{json}{id};
+};
+my $lp = $t->make_lp($org);
+my $barcode = $t->one('SELECT barcode FROM license_plates WHERE id = ?', $lp);
+# A PATCH body that would change the session every time (notes differ).
+my $patch_no = 0;
+sub patch_body {
+	return { status => 'ACTIVE', location => 'Dock 5', notes => 'note ' . ++$patch_no, items_scanned => 1000,
+		auto_commit => JSON::PP::true };
+}
+
 # ---- endpoints ---------------------------------------------------------------------
 #
 # name, method, path (with {param}s), params (valid values), auth (a token is
@@ -121,6 +137,54 @@ my @ENDPOINTS = (
 			['actions.0.payload.unit' => 'string', 'action'], ['actions.0.payload.notes' => 'string', 'action'],
 			['actions.0.payload.scanner_device_id' => 'string', 'action'],
 		],
+	},
+	{
+		name => 'POST scan-sessions', method => 'POST', path => $SESSIONS, auth => 1,
+		valid => sub { { location => 'Dock 6', notes => 'night shift', expected_items => 40, auto_commit => JSON::PP::false } },
+		# Every field is optional, so these two are a valid request (201).
+		accepts => { empty => 1, 'empty-object' => 1 },
+		fields => [[location => 'string'], [notes => 'string'], [expected_items => 'integer'], [auto_commit => 'boolean']],
+	},
+	{
+		name => 'GET scan-sessions/{id}', method => 'GET', path => "$SESSIONS/{session_id}", auth => 1,
+		params => { session_id => $session },
+		param_cases => { session_id => ['0', '-1', '2147483648', '99999999999999999999', '1.0', '1e2', '%2B1', '%201',
+			'0x1', '%D9%A1', '1%00'] },
+	},
+	{
+		name => 'PATCH scan-sessions/{id}', method => 'PATCH', path => "$SESSIONS/{session_id}", auth => 1,
+		params => { session_id => $session }, valid => \&patch_body,
+		unknown => sub { patch_body() }, unknown_path => "$SESSIONS/$NO_SESSION",
+		fields => [[status => 'enum'], [location => 'string'], [notes => 'string'], [items_scanned => 'integer'],
+			[auto_commit => 'boolean']],
+		header_cases => [
+			['If-Match that is not a tag', { 'If-Match' => 'garbage' }],
+			['an unterminated If-Match tag', { 'If-Match' => '"v1' }],
+			['If-Match naming 33 versions', { 'If-Match' => join(', ', map { qq("v$_") } 1 .. 33) }],
+			['an If-Match of 7,000 characters', { 'If-Match' => '"' . ('v' x 7000) . '"' }],
+			['If-Match "W/" alone', { 'If-Match' => 'W/' }],
+			['If-Match naming a version that never was', { 'If-Match' => '"v0"' }],
+			['If-Match with SQL', { 'If-Match' => q{"v1'); DROP TABLE scan_sessions; --"} }],
+		],
+		param_cases => { session_id => ['0', '-1', '2147483648', '1.0', '1e2', '%2B1'] },
+	},
+	{
+		name => 'POST scan-sessions/{id}/scans', method => 'POST', path => "$SESSIONS/{session_id}/scans", auth => 1,
+		params => { session_id => $session }, valid => sub { { barcode => $barcode } },
+		unknown => sub { { barcode => $barcode } }, unknown_path => "$SESSIONS/$NO_SESSION/scans",
+		fields => [[barcode => 'string']],
+		param_cases => { session_id => ['0', '-1', '2147483648', '1.0'] },
+	},
+	{
+		name => 'GET license-plates/barcode/{barcode}', method => 'GET', auth => 1,
+		path => '/api/warehouse/license-plates/barcode/{barcode}', params => { barcode => $barcode },
+		# A barcode is matched exactly: LIKE wildcards, quotes and SQL find nothing.
+		param_cases => { barcode => ['%25', '_', 'LPT%25', 'LPT_', '%27', '%01', '%7F', '%C2%85', 'LPT1%00'] },
+	},
+	{
+		name => 'GET inspections/by-lp/{lpId}', method => 'GET', auth => 1,
+		path => '/api/quality/inspections/by-lp/{lpId}', params => { lpId => $lp },
+		param_cases => { lpId => [$nowhere, "{$lp}", uc($lp) . 'x', substr($lp, 0, 35), "$lp%20", '%27%20OR%201%3D1--'] },
 	},
 );
 my @BODY_ENDPOINTS = grep { $_->{valid} } @ENDPOINTS;
@@ -222,7 +286,7 @@ sub judge {
 # True when the request did what a valid one does (a sync counts its action a success).
 sub accepted {
 	my ($r) = @_;
-	return $r->{status} == 200 && !(ref $r->{json} eq 'HASH' && ($r->{json}{failed} // 0) > 0);
+	return $r->{status} >= 200 && $r->{status} < 300 && !(ref $r->{json} eq 'HASH' && ($r->{json}{failed} // 0) > 0);
 }
 
 # Sends one request to an endpoint through nginx: raw body bytes (Content-Type
@@ -283,7 +347,13 @@ for my $file (@corpus) {
 	open my $fh, '<:raw', $file or die "$file: $!";
 	my $bytes = do { local $/; <$fh> };
 	for my $ep (@BODY_ENDPOINTS) {
-		refused("$ep->{name}, corpus $name", send_to($ep, body => $bytes), status => 400);
+		my $r = send_to($ep, body => $bytes);
+		if ($ep->{accepts}{$name}) {
+			ok(accepted($r), "$ep->{name}, corpus $name: a valid request for this endpoint") or diag("$r->{status} $r->{body}");
+			$fingerprint = $t->db_fingerprint;
+			next;
+		}
+		refused("$ep->{name}, corpus $name", $r, status => 400);
 	}
 }
 
@@ -424,14 +494,14 @@ my @SQL = (
 	q{' UNION SELECT token_sha256 FROM api_tokens --}, q{\x27\x3B}, qq{\x{2019} OR \x{2019}1\x{2019}=\x{2019}1},
 	q{'::uuid}, q{00000000-0000-0000-0000-000000000000' OR 'x'='x},
 );
-for my $ep (@BODY_ENDPOINTS) {
+for my $ep (grep { $_->{unknown} } @BODY_ENDPOINTS) {
 	my $n = $ep->{name};
 	for my $f (grep { $KIND_TYPE{ $_->[1] } eq 'string' } @{ $ep->{fields} }) {
 		for my $sql (@SQL) {
 			my $body = $ep->{unknown}->($ep);
 			set_path($body, $f->[0], $sql);
 			my $text = $JSON->encode($body);
-			my $r = send_to($ep, body => $text);
+			my $r = send_to($ep, body => $text, path => $ep->{unknown_path});
 			# In a sync payload a valid string reaches SQL: the action fails there.
 			judge($f, "$n, $f->[0] = $sql", $r, $text, max_seconds => 2,
 				action_error => qr/^(?:Inspection not found|Validation failed: payload\.)/);
@@ -514,6 +584,14 @@ for my $ep (@BODY_ENDPOINTS) {
 		my $label = defined $ct ? ($ct eq '' ? '(empty)' : $ct) : '(none)';
 		$label =~ s/\x{1}/\\x01/;
 		refused("$ep->{name}, Content-Type $label", send_to($ep, body => $body, headers => { 'Content-Type' => $ct }));
+	}
+}
+
+# Headers an endpoint reads (If-Match), with a body that would succeed otherwise.
+for my $ep (grep { $_->{header_cases} } @ENDPOINTS) {
+	for my $h (@{ $ep->{header_cases} }) {
+		my $body = $ep->{valid} ? $JSON->encode($ep->{valid}->()) : undef;
+		refused("$ep->{name}, $h->[0]", send_to($ep, body => $body, headers => $h->[1]));
 	}
 }
 
@@ -613,6 +691,7 @@ for my $ep (@ENDPOINTS) {
 			'an overlong "/"' => '%C0%AF', 'invalid UTF-8' => '%FF%FE', 'a bad escape' => '%zz',
 			'a truncated escape' => 'a%4', 'SQL' => "'%20OR%20'1'%3D'1", 'NUL-like' => '%5Cu0000',
 		);
+		$bad{"\"$_\""} = $_ for @{ $ep->{param_cases}{$param} // [] };
 		for my $k (sort keys %bad) {
 			my $path = path_of($ep, $param => $bad{$k});
 			refused("$ep->{name}, {$param} is $k", send_to($ep, path => $path, body => $body));
@@ -644,6 +723,40 @@ for my $ep (@ENDPOINTS) {
 			&& $row->{scanner_location} eq $other
 			&& "@changed" eq 'license_plates quality_audit_log quality_inspections',
 			"quick-inspection stores $sql as sent and changes only that inspection, its LP and the audit log")
+			or diag("status $r->{status}, body $r->{body}, changed: @changed");
+	}
+	# Scan sessions: a new session's location and notes, a PATCH of them, and a scanned
+	# barcode that matches no LP (answered 404, and recorded as a failed scan).
+	for my $sql (@strings) {
+		my $before = $t->db_fingerprint;
+		my $r = $t->request(POST => $SESSIONS, token => $TOKEN, json => { location => $sql, notes => $sql });
+		my $row = $r->{status} == 201 ? $t->row('SELECT location, notes FROM scan_sessions WHERE id = ?', $r->{json}{id}) : {};
+		my $after = $t->db_fingerprint;
+		my @changed = grep { $before->{$_} ne $after->{$_} } sort keys %$after;
+		ok($r->{status} == 201 && ($row->{location} // '') eq $sql && ($row->{notes} // '') eq $sql
+			&& "@changed" eq 'quality_audit_log scan_sessions',
+			"POST scan-sessions stores $sql as sent and changes only the new session and the audit log")
+			or diag("status $r->{status}, body $r->{body}, changed: @changed");
+		my $id = $r->{json}{id};
+
+		$before = $after;
+		$r = $t->request(PATCH => "$SESSIONS/$id", token => $TOKEN, json => { notes => "$sql!", location => "$sql!" });
+		$row = $t->row('SELECT location, notes FROM scan_sessions WHERE id = ?', $id);
+		$after = $t->db_fingerprint;
+		@changed = grep { $before->{$_} ne $after->{$_} } sort keys %$after;
+		ok($r->{status} == 200 && $row->{location} eq "$sql!" && $row->{notes} eq "$sql!"
+			&& "@changed" eq 'quality_audit_log scan_sessions',
+			"PATCH scan-sessions stores $sql! as sent and changes only that session and the audit log")
+			or diag("status $r->{status}, body $r->{body}, changed: @changed");
+
+		$before = $after;
+		$r = $t->request(POST => "$SESSIONS/$id/scans", token => $TOKEN, json => { barcode => $sql });
+		my $scan = $t->one('SELECT barcode FROM scan_session_scans WHERE session_id = ? ORDER BY id DESC LIMIT 1', $id);
+		$after = $t->db_fingerprint;
+		@changed = grep { $before->{$_} ne $after->{$_} } sort keys %$after;
+		ok($r->{status} == 404 && ($r->{json}{error} // '') eq 'License plate not found' && ($scan // '') eq $sql
+			&& "@changed" eq 'scan_session_scans scan_sessions',
+			"scanning $sql finds no LP, and records the failed scan as sent")
 			or diag("status $r->{status}, body $r->{body}, changed: @changed");
 	}
 	$fingerprint = $t->db_fingerprint;
