@@ -7,7 +7,7 @@
  *   - a validator says "valid" exactly when it reported no error, its outputs obey
  *     the schema, and its error response can be written out.
  * The raw bytes also go through the string checks that see client text directly
- * (UTF-8, UUID, datetime).
+ * (UTF-8, UUID, datetime, barcodes, session ids, If-Match).
  *
  * Build and run with script/fuzz. A new endpoint with a body adds one line to
  * body_checks[]. */
@@ -19,6 +19,7 @@
 
 #include "inspection_input.h"
 #include "jsonx.h"
+#include "session.h"
 #include "sync_input.h"
 #include "validate.h"
 
@@ -155,6 +156,48 @@ static void check_sync_offline(struct json_object *body)
 		check_test_result_payload(body);
 }
 
+/* POST /api/v1/scan-sessions, PATCH /api/v1/scan-sessions/{id} and
+ * POST /api/v1/scan-sessions/{id}/scans. */
+static void check_scan_sessions(struct json_object *body)
+{
+	struct session_create c;
+	struct session_patch pa;
+	const char *barcode;
+	struct verrors e;
+
+	verrors_init(&e);
+	bool ok = session_create_parse(body, &c, &e);
+	REQUIRE(ok == !verrors_any(&e));
+	if (ok) {
+		REQUIRE(optional_text(c.location, SESSION_LOCATION_MAX));
+		REQUIRE(optional_text(c.notes, SESSION_NOTES_MAX));
+		REQUIRE(!c.has_expected || (c.expected_items >= 1 && c.expected_items <= INT32_MAX));
+	}
+	check_error_response(&e);
+	verrors_free(&e);
+
+	verrors_init(&e);
+	ok = session_patch_parse(body, &pa, &e);
+	REQUIRE(ok == !verrors_any(&e));
+	if (ok) {
+		REQUIRE(pa.status || pa.location || pa.notes || pa.has_items || pa.has_auto_commit);
+		REQUIRE(!pa.status || strcmp(pa.status, "ACTIVE") == 0 || strcmp(pa.status, "PAUSED") == 0 ||
+			strcmp(pa.status, "COMPLETED") == 0 || strcmp(pa.status, "CANCELLED") == 0);
+		REQUIRE(optional_text(pa.location, SESSION_LOCATION_MAX));
+		REQUIRE(optional_text(pa.notes, SESSION_NOTES_MAX));
+		REQUIRE(!pa.has_items || (pa.items_scanned >= 0 && pa.items_scanned <= INT32_MAX));
+	}
+	check_error_response(&e);
+	verrors_free(&e);
+
+	verrors_init(&e);
+	ok = scan_parse(body, &barcode, &e);
+	REQUIRE(ok == !verrors_any(&e));
+	REQUIRE(!ok || (barcode && barcode_problem(barcode, strlen(barcode)) == NULL));
+	check_error_response(&e);
+	verrors_free(&e);
+}
+
 struct body_check {
 	const char *name;
 	void (*check)(struct json_object *body);
@@ -163,6 +206,7 @@ struct body_check {
 static const struct body_check body_checks[] = {
 	{ "quick_inspection", check_quick_inspection },
 	{ "sync_offline", check_sync_offline },
+	{ "scan_sessions", check_scan_sessions },
 };
 
 /* ---------------------------------------------------------------- raw strings */
@@ -179,6 +223,18 @@ static void check_raw_strings(const uint8_t *data, size_t size)
 	(void)utf8_valid((const char *)data, size);
 	(void)utf16_len((const char *)data, size);
 	(void)zod_uuid(s);
+	/* Path parameters and headers the session endpoints read as text. */
+	{
+		int32_t id;
+		char versions[IF_MATCH_ARRAY_LEN];
+		const char *problem = barcode_problem((const char *)data, size);
+
+		REQUIRE(!problem || *problem);
+		if (session_parse_id(s, &id) == SESSION_ID_OK)
+			REQUIRE(id >= 1);
+		if (session_if_match(s, versions) == IF_MATCH_LIST)
+			REQUIRE(versions[0] == '{' && memchr(versions, '}', sizeof versions) != NULL);
+	}
 	if (zod_datetime(s, &us)) {
 		/* What we print as completed_at parses back to the same millisecond. */
 		char iso[32];
