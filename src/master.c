@@ -205,6 +205,8 @@ static bool spawn_worker(void)
 		worker_main(cfg, listen_fd, slot);
 	scoreboard()->slots[slot].pid = pid;
 	scoreboard()->slots[slot].started_us = now_wall_us();
+	scoreboard()->slots[slot].generation = gen;
+	scoreboard()->spawns_total++;
 	children[ci] = (struct child){ .pid = pid, .slot = slot, .gen = gen, .spawned_us = now_mono_us() };
 	log_debug("spawned worker %d", (int)pid);
 	return true;
@@ -234,6 +236,8 @@ static void reap(bool stopping)
 		describe_exit(status, how, sizeof(how));
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		int64_t lived = now_mono_us() - ch->spawned_us;
+		if (!clean)
+			scoreboard()->crashes_total++;
 		if (clean) {
 			log_debug("worker %d %s", (int)pid, how);
 		} else if (s->req_start_us) {
@@ -312,6 +316,7 @@ static void reload(void)
 	*cfg = next; /* ownership transferred */
 	log_set_level(cfg->log_level);
 	gen++;
+	scoreboard()->generation = gen;
 	crash_streak = 0;
 	next_spawn_us = 0;
 	log_info("configuration reloaded; replacing workers one by one");
@@ -361,6 +366,8 @@ int master_run(struct conf *c)
 	if (!scoreboard_create())
 		fatal("cannot map the scoreboard: %s", strerror(errno));
 	scoreboard()->master_started_us = now_wall_us();
+	scoreboard()->master_pid = getpid();
+	scoreboard()->generation = gen;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);

@@ -61,6 +61,7 @@ static void serve_one(FCGX_Request *fr, const struct conf *c, struct sb_slot *sl
 	else
 		log_debug("%s %s -> %d in %lld us", req.method, req.route_name ? req.route_name : "-", req.status,
 			  (long long)elapsed_us);
+	scoreboard_record(router_endpoint(req.route_name), req.status, elapsed_us);
 	request_free(&req);
 	if (slot) {
 		slot->requests++;
@@ -68,7 +69,6 @@ static void serve_one(FCGX_Request *fr, const struct conf *c, struct sb_slot *sl
 		slot->route[0] = '\0';
 		slot->state = WS_IDLE;
 	}
-	__atomic_add_fetch(&scoreboard()->total_requests, 1, __ATOMIC_RELAXED);
 }
 
 void worker_main(const struct conf *c, int listen_fd, int slot_no)

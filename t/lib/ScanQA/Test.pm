@@ -100,13 +100,15 @@ C<NGINX>: the nginx binary (default /usr/sbin/nginx).
 With C<< start => 0 >> nothing is started (call C<start> later), which lets
 a test prepare the database first.
 
-=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...})
+=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr, timeout => $s)
 
 Sends one HTTP/1.1 request (Connection: close) to nginx and returns
 C<{status, headers, body, json}>: headers are lowercased names (repeated ones
 joined with ", "), json is the decoded body or undef. C<json> sets
 Content-Type: application/json unless C<headers> sets it; a header given as
-undef is not sent at all. request_start() sends and returns the socket,
+undef is not sent at all. C<from> connects from that local address (e.g.
+127.0.0.2, to be a client other than 127.0.0.1); C<timeout> (default 60 s)
+bounds the wait for the answer. request_start() sends and returns the socket,
 request_finish($sock) reads the response: two requests can be in flight at
 once. raw_request($bytes) sends bytes as they are.
 
@@ -126,6 +128,10 @@ where token is a fresh random bearer token whose SHA-256 is in api_tokens;
 make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
+
+=item status
+
+The daemon's status page, GET /scanqa/status, decoded; croaks unless it answers 200.
 
 =item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
@@ -579,7 +585,8 @@ pid $d/nginx.pid;
 error_log $d/nginx-error.log info;
 
 events {
-    worker_connections 256;
+    # Room for the load tests: each request in flight holds two connections.
+    worker_connections 1024;
 }
 
 http {
@@ -681,12 +688,14 @@ sub _build_request {
 
 sub request_start {
 	my ($self, $method, $path, %o) = @_;
-	return $self->raw_request_start($self->_build_request($method, $path, %o));
+	my $from = delete $o{from};
+	return $self->raw_request_start($self->_build_request($method, $path, %o), from => $from);
 }
 
 sub raw_request_start {
-	my ($self, $bytes) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')
+	my ($self, $bytes, %o) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp',
+		($o{from} ? (LocalAddr => $o{from}) : ()))
 		or croak "cannot connect to nginx on port $self->{port}: $!";
 	local $SIG{PIPE} = 'IGNORE';
 	my $off = 0;
@@ -724,7 +733,16 @@ sub request_finish {
 
 sub request {
 	my ($self, $method, $path, %o) = @_;
-	return $self->request_finish($self->request_start($method, $path, %o));
+	my $timeout = delete $o{timeout};
+	return $self->request_finish($self->request_start($method, $path, %o), timeout => $timeout);
+}
+
+# The daemon's status page (GET /scanqa/status) as decoded JSON; croaks unless 200.
+sub status {
+	my ($self) = @_;
+	my $r = $self->request(GET => '/scanqa/status');
+	croak "GET /scanqa/status answered $r->{status}: $r->{body}" unless $r->{status} == 200 && $r->{json};
+	return $r->{json};
 }
 
 sub raw_request {
