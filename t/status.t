@@ -9,7 +9,6 @@ use warnings;
 
 use FindBin;
 use lib "$FindBin::Bin/lib";
-use IO::Socket::UNIX;
 use Test::More;
 use Time::HiRes qw(sleep time);
 
@@ -244,29 +243,8 @@ sub forbidden {
 
 # The daemon's own check: a FastCGI request for the page without nginx's mark
 # (as a location passing everything to the daemon would send it) gets 404.
-sub fastcgi_get {
-	my ($path, %params) = @_;
-	my $s = IO::Socket::UNIX->new(Peer => $t->socket_path) or die "connect: $!";
-	my $rec = sub { my ($type, $content) = @_;
-		pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content };
-	my $nv = sub { my ($k, $v) = @_;
-		pack('C', length $k) . (length $v < 128 ? pack('C', length $v) : pack('N', length($v) | 0x80000000)) . $k . $v };
-	my %p = (REQUEST_METHOD => 'GET', REQUEST_URI => $path, SCRIPT_NAME => $path, %params);
-	my $body = join '', map { $nv->($_, $p{$_}) } sort keys %p;
-	print {$s} $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $body), $rec->(4, ''), $rec->(5, '');
-	my ($out, $buf) = ('', '');
-	while (sysread $s, $buf, 65536) { $out .= $buf }
-	my $stdout = '';
-	while (length $out >= 8) {
-		my ($ver, $type, $id, $len, $pad) = unpack 'CCnnC', $out;
-		$stdout .= substr($out, 8, $len) if $type == 6;
-		substr($out, 0, 8 + $len + $pad, '');
-	}
-	return $stdout;
-}
-
-like(fastcgi_get($STATUS), qr/^Status: 404 /, 'without the mark of the nginx location the daemon answers 404');
-like(fastcgi_get($STATUS, SCANQA_STATUS_PAGE => 1), qr/^Status: 200 /, 'with the mark it serves the page');
+like($t->fastcgi_request($STATUS), qr/^Status: 404 /, 'without the mark of the nginx location the daemon answers 404');
+like($t->fastcgi_request($STATUS, SCANQA_STATUS_PAGE => 1), qr/^Status: 200 /, 'with the mark it serves the page');
 
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

@@ -17,6 +17,7 @@ use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken);
@@ -132,6 +133,14 @@ sql/demo/demo_data.sql as the schema owner.
 =item status
 
 The daemon's status page, GET /scanqa/status, decoded; croaks unless it answers 200.
+
+=item reload(%conf), fastcgi_request($path, %params)
+
+reload rewrites the config like rewrite_conf, sends SIGHUP, and waits until the
+status page shows a new config generation that every worker runs; it returns
+that generation, or undef after the guard timeout. fastcgi_request sends one
+FastCGI request straight to the daemon's socket (no nginx) with exactly the
+given params, and returns the raw CGI answer ("Status: ..." headers, body).
 
 =item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
@@ -789,6 +798,61 @@ sub wait_health {
 		sleep 0.1;
 	}
 	return 0;
+}
+
+# Rewrites the config (as rewrite_conf), sends SIGHUP and waits until the
+# status page shows the next config generation and every worker runs it.
+# Returns that generation, or undef when the guard timeout (default 30 s) passes.
+sub reload {
+	my ($self, %o) = @_;
+	my $timeout = delete $o{timeout} // 30;
+	my $gen = $self->status->{master}{config_generation};
+	$self->rewrite_conf(%o);
+	$self->signal_daemon('HUP');
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		if ($s && $s->{master}{config_generation} > $gen) {
+			my @w = @{ $s->{workers} };
+			return $s->{master}{config_generation}
+				if @w && !grep { $_->{config_generation} != $s->{master}{config_generation} } @w;
+		}
+		sleep 0.05;
+	}
+	return undef;
+}
+
+# Sends one FastCGI request straight to the daemon's socket, bypassing nginx,
+# with exactly the params given (plus REQUEST_METHOD GET and REQUEST_URI $path
+# unless given). Returns the raw CGI answer: "Status: ...\r\n...\r\n\r\nbody".
+sub fastcgi_request {
+	my ($self, $path, %params) = @_;
+	my $s = IO::Socket::UNIX->new(Peer => $self->socket_path) or croak "connect to the daemon: $!";
+	my $rec = sub {
+		my ($type, $content) = @_;
+		return pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content;
+	};
+	my $len = sub { my $n = length $_[0]; $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000) };
+	my %p = (REQUEST_METHOD => 'GET', REQUEST_URI => $path, %params);
+	my $body = join '', map { $len->($_) . $len->($p{$_}) . $_ . $p{$_} } sort keys %p;
+	croak "FastCGI params too long for this client" if length $body > 65535;
+	# BEGIN_REQUEST (role responder, no keep-alive), PARAMS, end of PARAMS, empty STDIN.
+	print {$s} $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $body), $rec->(4, ''), $rec->(5, '');
+	my ($in, $buf, $out) = ('', '', '');
+	my $sel = IO::Select->new($s);
+	my $deadline = time + 30;
+	while (time < $deadline && $sel->can_read(1)) {
+		my $n = sysread $s, $buf, 65536;
+		last if !$n;
+		$in .= $buf;
+	}
+	close $s;
+	while (length $in >= 8) {
+		my (undef, $type, undef, $clen, $pad) = unpack 'CCnnC', $in;
+		$out .= substr($in, 8, $clen) if $type == 6;    # FCGI_STDOUT
+		substr($in, 0, 8 + $clen + $pad, '');
+	}
+	return $out;
 }
 
 # ---- cleanup --------------------------------------------------------------------
