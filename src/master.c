@@ -340,6 +340,8 @@ static void roll_workers(void)
 	int surplus = new_ready + old_untermed - cfg->workers;
 	for (int i = 0; i < MAX_CHILDREN && surplus > 0; i++) {
 		if (children[i].pid && children[i].gen != gen && !children[i].term_sent) {
+			log_info("stopping worker %d of config generation %u: a new one is ready", (int)children[i].pid,
+				 children[i].gen);
 			kill(children[i].pid, SIGTERM);
 			children[i].term_sent = true;
 			surplus--;
@@ -406,6 +408,8 @@ int master_run(struct conf *c)
 			notify("STOPPING=1");
 			log_info("shutting down: finishing requests in flight (deadline %d s)", cfg->shutdown_timeout_s);
 			close_listen();
+			/* Before the signal: tells each worker to answer what waits in the backlog. */
+			__atomic_store_n(&scoreboard()->stopping, 1, __ATOMIC_RELEASE);
 			signal_children(SIGTERM, -1);
 			deadline = now_mono_us() + (int64_t)cfg->shutdown_timeout_s * 1000000;
 		}

@@ -191,7 +191,7 @@ sub _lines {
 }
 
 # How many requests have finished so far.
-sub answered { scalar $_[0]->_lines }
+sub answered { my @l = $_[0]->_lines; return scalar @l }
 
 # Waits until $k requests have finished or the load process ended; false on
 # the guard timeout (default 60 s).
@@ -255,8 +255,8 @@ sub finish {
 # "200 x 812, 502 x 1" for test notes.
 sub summary {
 	my ($class, $res) = @_;
-	my $b = $res->{by_status};
-	return join(', ', map { "$_ x $b->{$_}" } sort { $a <=> $b } keys %$b) || 'none';
+	my $by = $res->{by_status};
+	return join(', ', map { "$_ x $by->{$_}" } sort { $a <=> $b } keys %$by) || 'none';
 }
 
 1;
