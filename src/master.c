@@ -250,7 +250,7 @@ static void reap(bool stopping)
 		if (!stopping) {
 			if (!clean && lived < HEALTHY_AFTER_US) {
 				crash_streak++;
-				int64_t delay = BACKOFF_MIN_US << (crash_streak < 7 ? crash_streak - 1 : 6);
+				int64_t delay = BACKOFF_MIN_US << (crash_streak < 8 ? crash_streak - 1 : 7);
 				if (delay > BACKOFF_MAX_US)
 					delay = BACKOFF_MAX_US;
 				next_spawn_us = now_mono_us() + delay;
