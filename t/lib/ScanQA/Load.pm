@@ -53,15 +53,16 @@ Each finished request is appended at once to a results file as one JSON line,
 so answered() can tell the progress while the load runs. finish() returns a
 hashref:
 
-    results => [ { n, tag, status, error, rid, t0, t1, json }, ... ]  # in finishing order
+    results => [ { n, tag, status, error, ... }, ... ]   # in the order they finished
     started => N          # requests started; finish() croaks unless each has a result
     by_status => { 200 => N, 503 => N, ... }
     seconds => elapsed wall time
 
 C<status> is the HTTP status, or 0 when no complete HTTP answer came back
 (C<error> then says why); C<error> is otherwise the JSON body's "error" field;
-C<rid> the X-Request-Id header; C<json> the decoded body; C<t0>, C<t1> the
-epoch times the request was sent and its answer complete.
+C<rid>, C<content_type>, C<retry_after> those headers; C<json> the decoded
+body (up to 4 KiB); C<t0>, C<t1> the epoch times the request was sent and its
+answer complete. results_so_far() returns the same list while the load runs.
 
 =cut
 
@@ -125,7 +126,7 @@ sub _run {
 		$record->($f, status => $r->{status} + 0, rid => $r->{headers}{'x-request-id'},
 			error => (ref $j eq 'HASH' ? $j->{error} : undef),
 			json => (length $r->{body} <= 4096 ? $j : undef),
-			content_type => $r->{headers}{'content-type'});
+			content_type => $r->{headers}{'content-type'}, retry_after => $r->{headers}{'retry-after'});
 	};
 
 	my $stop = 0;
@@ -189,6 +190,9 @@ sub _lines {
 	my @l = grep { /\}\s*$/ } <$in>;
 	return @l;
 }
+
+# The results recorded so far, as finish() returns them.
+sub results_so_far { my ($self) = @_; return [map { $JSON->decode($_) } $self->_lines] }
 
 # How many requests have finished so far.
 sub answered { my @l = $_[0]->_lines; return scalar @l }
