@@ -29,7 +29,9 @@ ScanQA::Workload - completions to load a daemon with, and their consistency chec
 new() creates an organization, a qa_inspector with a token, and C<inspections>
 in-progress inspections, each of its own license plate (qa_status pending).
 completion($n) is the request that completes inspection C<$n % inspections>,
-"pass" for even C<$n> and "fail" for odd, tagged with the inspection id.
+"pass" for even C<$n> and "fail" for odd; completion($n, $i, $result) completes
+inspection C<$i> with that result. Each is tagged C<{ id, result }>, which
+check() reads back from the tally.
 
 check($res, $what) runs one subtest that compares a ScanQA::Load tally with
 the database:
@@ -81,15 +83,14 @@ sub user  { $_[0]{user} }
 sub ids   { $_[0]{ids} }
 sub token { $_[0]{user}{token} }
 
-sub result_of { $_[1] % 2 ? 'fail' : 'pass' }
-
 # The n-th request: (method, path, options) for ScanQA::Load or ScanQA::Test::request.
 sub completion {
-	my ($self, $n) = @_;
-	my $id = $self->{ids}[ $n % $self->{n} ];
+	my ($self, $n, $i, $result) = @_;
+	my $id = $self->{ids}[ $i // $n % $self->{n} ];
+	$result //= $n % 2 ? 'fail' : 'pass';
 	return (POST => '/api/v1/quality/scanner/quick-inspection', token => $self->token,
-		json => { inspection_id => $id, result => $self->result_of($n), inspection_method => 'scanner' },
-		tag => $id);
+		json => { inspection_id => $id, result => $result, inspection_method => 'scanner' },
+		tag => { id => $id, result => $result });
 }
 
 sub check {
@@ -120,13 +121,14 @@ sub check {
 		}
 	}
 	for my $a (grep { $_->{status} == 200 } @{ $res->{results} }) {
-		my $r = $row{ $a->{tag} // '' };
-		my $asked = $self->result_of($a->{n});
-		$ok_for{ $a->{tag} // '' }++;
+		my $id = $a->{tag}{id} // '';
+		my $asked = $a->{tag}{result} // '';
+		my $r = $row{$id};
+		$ok_for{$id}++;
 		if (!$r || $r->{status} ne 'completed') {
-			push @phantom, "request $a->{n}: 200 for $a->{tag}, which is not completed";
+			push @phantom, "request $a->{n}: 200 for $id, which is not completed";
 		} elsif ($r->{result} ne $asked) {
-			push @phantom, "request $a->{n}: 200 for '$asked' on $a->{tag}, stored '$r->{result}'";
+			push @phantom, "request $a->{n}: 200 for '$asked' on $id, stored '$r->{result}'";
 		} elsif (($a->{json}{lp_new_status} // '') ne $want_lp{$asked}) {
 			push @phantom, "request $a->{n}: 200 reported LP " . ($a->{json}{lp_new_status} // 'nothing');
 		}
