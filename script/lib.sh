@@ -85,6 +85,10 @@ build() {
 		say "./configure $args"
 		# shellcheck disable=SC2086
 		./configure $args
+		# Objects built with other flags (e.g. sanitizers) are not rebuilt by make.
+		if [ -f "$stamp" ] && [ "$(cat "$stamp")" != "$args" ]; then
+			make clean >/dev/null
+		fi
 		printf '%s' "$args" >"$stamp"
 	fi
 	say "make -j2"
@@ -115,7 +119,10 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			chmod o+x "$d" 2>/dev/null || true
+			if ! runuser -u postgres -- test -x "$d"; then
+				say "letting the postgres user traverse $d (chmod o+x)"
+				chmod o+x "$d"
+			fi
 			d=$(dirname "$d")
 		done
 	fi

@@ -22,4 +22,7 @@ void h_status(struct request *req, const struct route_params *p);
 /* h_quick_inspection.c */
 void h_quick_inspection(struct request *req, const struct route_params *p);
 
+/* h_sync_offline.c */
+void h_sync_offline(struct request *req, const struct route_params *p);
+
 #endif

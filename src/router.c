@@ -18,6 +18,7 @@ const struct route routes[] = {
 	/* Reached only through nginx's loopback-only location; see h_status.c. */
 	{ "GET", "/scanqa/status", h_status, ACCESS_PUBLIC, "status" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
+	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 

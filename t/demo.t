@@ -122,6 +122,8 @@ sub without_time {
 	is($r->{status}, 200, 'loading the demo data again makes the pass example work again');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing;

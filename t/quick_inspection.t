@@ -497,9 +497,13 @@ validation_fails(sub { '' },
 	is($r->{status}, 200, 'once the database is back the completion succeeds') or diag($r->{body});
 	is($p->one('SELECT status FROM quality_inspections WHERE id = ?', $ids[1]), 'completed',
 		'the completion after the outage is stored');
+	is($p->stop_daemon, 0, 'after the outage the daemon exits cleanly on SIGTERM');
+	is($p->daemon_errors, '', 'the daemon reported no memory errors around the outage');
 	is($p->nginx_alerts, '', 'nginx logged no alerts during the outage');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 
 done_testing;

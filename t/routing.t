@@ -155,5 +155,15 @@ for my $m (qw(GET PUT DELETE PATCH)) {
 }
 
 is($t->nginx_alerts, '', 'nginx logged no alerts');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
+
+# With the daemon gone nginx answers for it, in the same JSON shape.
+{
+	my $r = $t->request(POST => $QI, token => $user->{token}, json => {});
+	error_is($r, 502, 'Service unavailable', 'with the daemon stopped nginx answers 502 as JSON');
+	like($r->{headers}{'content-type'} // '', qr{^application/json}, 'the 502 is application/json');
+	ok($r->{headers}{'x-request-id'}, 'the 502 carries X-Request-Id');
+}
 
 done_testing;

@@ -90,7 +90,8 @@ template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
-C<NGINX>: the nginx binary (default /usr/sbin/nginx).
+C<NGINX>: the nginx binary (default /usr/sbin/nginx). C<SCANQA_TEST_TIMEOUT>:
+seconds a test file may run before it fails (default 600).
 
 =head1 METHODS
 
@@ -142,11 +143,13 @@ that generation, or undef after the guard timeout. fastcgi_request sends one
 FastCGI request straight to the daemon's socket (no nginx) with exactly the
 given params, and returns the raw CGI answer ("Status: ..." headers, body).
 
-=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 ($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
-error log (nginx-tests check that it is empty at the end of a file).
+error log, daemon_errors the memory errors valgrind or the sanitizers reported
+in the daemon's log; test files end by checking that both are empty, after
+stopping the daemon (leaks are reported at exit).
 
 =back
 
@@ -168,6 +171,15 @@ sub _is_root { $> == 0 }
 
 # An interrupted test still stops what it started (END runs on exit).
 $SIG{INT} = $SIG{TERM} = sub { exit 130 };
+# So does one whose prove went away (TAP output to a closed pipe).
+$SIG{PIPE} = sub { $SIG{PIPE} = 'IGNORE'; exit 141 };
+# A hung daemon must not hang the suite: a test file gets SCANQA_TEST_TIMEOUT
+# seconds (default 600) from loading the harness, then fails.
+$SIG{ALRM} = sub {
+	Test::More::diag('test file ran out of time (SCANQA_TEST_TIMEOUT); stopping');
+	exit 124;
+};
+alarm($ENV{SCANQA_TEST_TIMEOUT} // 600);
 
 sub new {
 	my ($class, %o) = @_;
@@ -181,7 +193,7 @@ sub new {
 	croak "scanqa binary not found at " . _bin() . " (build first: script/test does)"
 		unless -x _bin();
 
-	my $dir = tempdir('scanqa-t-XXXXXX', TMPDIR => 1, CLEANUP => 0);
+	my $dir = tempdir('scanqa-t-' . 'X' x 6, TMPDIR => 1, CLEANUP => 0);
 	$self->{dir} = $dir;
 	push @LIVE, $self;
 	weaken $LIVE[-1];
@@ -480,6 +492,7 @@ sub start_daemon {
 	my $pid = fork // croak "fork: $!";
 	if (!$pid) {
 		setpgrp(0, 0);
+		_die_with_parent();
 		open STDIN, '<', '/dev/null';
 		open STDOUT, '>>', "$self->{dir}/daemon.log";
 		open STDERR, '>&', \*STDOUT;
@@ -497,6 +510,15 @@ sub start_daemon {
 		sleep 0.02;
 	}
 	return $pid;
+}
+
+# In a child about to exec: have the kernel send SIGTERM when the test process
+# dies, even by SIGKILL, when END cannot run (Linux prctl PR_SET_PDEATHSIG).
+sub _die_with_parent {
+	eval {
+		require 'syscall.ph';
+		syscall(SYS_prctl(), 1, 15);
+	};
 }
 
 sub master_pid { $_[0]{daemon_pid} }
@@ -559,6 +581,15 @@ sub _wait_pid {
 }
 
 sub daemon_log { _slurp("$_[0]{dir}/daemon.log") }
+
+# Memory errors the daemon reported: valgrind's "==PID==" lines (SCANQA_WRAPPER)
+# and AddressSanitizer/UBSan reports (./configure --enable-sanitizers). Leaks
+# show at process exit, so check after stop_daemon.
+sub daemon_errors {
+	my ($self) = @_;
+	return join '', grep { /^==\d+== |AddressSanitizer|LeakSanitizer|runtime error:/ }
+		split /^/, $self->daemon_log;
+}
 
 # ---- nginx ----------------------------------------------------------------------
 
@@ -627,6 +658,7 @@ sub _start_nginx {
 		my $pid = fork // croak "fork: $!";
 		if (!$pid) {
 			setpgrp(0, 0);
+			_die_with_parent();
 			open STDIN, '<', '/dev/null';
 			open STDOUT, '>>', "$d/nginx-stderr.log";
 			open STDERR, '>&', \*STDOUT;
