@@ -103,5 +103,7 @@ sub deaths { my $n = () = $_[0] =~ /^ERROR \[\d+\] worker \d+ exited with status
 	like(log_since($mark), qr/configuration reloaded/, 'the log shows the reload');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

@@ -61,5 +61,7 @@ ok($t->reload(lock_timeout => 0, statement_timeout => 400), 'reload: lock_timeou
 busy(2, 'statement timeout', 'a locked inspection with only statement_timeout');
 
 is($t->status->{master}{workers_crashed}, 0, 'no worker crashed');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

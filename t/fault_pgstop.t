@@ -75,5 +75,7 @@ is(scalar(grep { $_->{state} eq 'idle' } @{ $s->{workers} }), $WORKERS - 1, 'no 
 my $fig = $w->check($res, 'the database after the outage');
 note("completed inspections: $fig->{completed}; 200 answers: $fig->{ok}; completed but answered 503 (outcome unknown to the client): $fig->{unknown}");
 like($t->daemon_log, qr/database connection lost|database connection failed/, 'the workers log the lost connection');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

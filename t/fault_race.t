@@ -60,5 +60,7 @@ is_deeply([sort values %ok], [(1) x $N], 'one success for each of the 20 inspect
 is($t->one('SELECT count(*) FROM quality_audit_log WHERE org_id = ?', $w->org), $N, 'exactly 20 audit rows');
 $w->check($res, 'each stored result, audit row and LP status is the winner\'s');
 is($t->status->{master}{workers_crashed}, 0, 'no worker crashed');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

@@ -42,5 +42,7 @@ is($s->{master}{workers_crashed}, 0, 'a recycled worker is not counted as a cras
 unlike($t->daemon_log, qr/keep dying at start-up/, 'no crash-loop backoff was applied');
 is(scalar(@{ $s->{workers} }), $WORKERS, "$WORKERS workers remain");
 ok(!grep({ $_->{requests} > $MAX } @{ $s->{workers} }), "no worker served more than $MAX requests");
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

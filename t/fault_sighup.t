@@ -86,5 +86,7 @@ for my $pid (@old) {
 }
 like($t->daemon_log, qr/configuration reloaded; replacing workers one by one/, 'the master logs the reload');
 is($t->status->{master}{workers_crashed}, 0, 'no worker crashed');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

@@ -88,5 +88,7 @@ my $s = $t->status;
 is($s->{master}{workers_crashed}, 1, 'the status page counts one crashed worker');
 is($s->{master}{workers_spawned}, $WORKERS + 1, 'and one extra worker spawned');
 is($s->{master}{pid}, $t->master_pid, 'the master itself did not change');
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

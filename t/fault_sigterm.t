@@ -74,6 +74,7 @@ my ($tail) = $log =~ /shutting down: finishing requests in flight[^\n]*\n(.*)\z/
 my $after = () = ($tail // '') =~ /^DEBUG \[\d+\] req=\S+ POST quick_inspection -> 200/mg;
 note("requests answered after the master began its shutdown: $after (in progress or waiting in the backlog)");
 unlike($log, qr/killing \d+ busy workers/, 'no worker had to be killed at the deadline');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 my @alerts = grep { !/connect\(\) to unix:\S+ failed \(2: No such file or directory\)/ } split /^/, $t->nginx_alerts;
 is(scalar @alerts, 0, 'nginx logged no alerts but the [crit] lines of connections to the removed socket')
 	or diag(@alerts[0 .. ($#alerts < 4 ? $#alerts : 4)]);

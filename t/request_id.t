@@ -89,5 +89,7 @@ sub log_lines_with {
 	like($long, qr/\r\nX-Request-Id: [0-9a-f]{22}\r\n/, 'an id of 64 characters or more is replaced');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

@@ -51,5 +51,7 @@ sub slow_lines { grep { /slow request/ } split /\n/, $t->daemon_log }
 	is(scalar slow_lines(), $before, 'with slow_request_ms = 0 it is not logged as slow');
 }
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;

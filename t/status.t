@@ -246,5 +246,7 @@ sub forbidden {
 like($t->fastcgi_request($STATUS), qr/^Status: 404 /, 'without the mark of the nginx location the daemon answers 404');
 like($t->fastcgi_request($STATUS, SCANQA_STATUS_PAGE => 1), qr/^Status: 200 /, 'with the mark it serves the page');
 
+is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
+is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
 done_testing;
