@@ -340,9 +340,9 @@ static void roll_workers(void)
 	int surplus = new_ready + old_untermed - cfg->workers;
 	for (int i = 0; i < MAX_CHILDREN && surplus > 0; i++) {
 		if (children[i].pid && children[i].gen != gen && !children[i].term_sent) {
+			kill(children[i].pid, SIGTERM);
 			log_info("stopping worker %d of config generation %u: a new one is ready", (int)children[i].pid,
 				 children[i].gen);
-			kill(children[i].pid, SIGTERM);
 			children[i].term_sent = true;
 			surplus--;
 		}

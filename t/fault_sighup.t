@@ -20,10 +20,10 @@ use ScanQA::Workload;
 
 my $WORKERS = 3;
 my $t = ScanQA::Test->new(conf => { workers => $WORKERS, log_level => 'debug' });
-my $w = ScanQA::Workload->new($t, inspections => 3000);
+my $w = ScanQA::Workload->new($t, inspections => 10000);
 
 my @old = $t->worker_pids;
-my $load = ScanQA::Load->start($t, clients => 8 * $WORKERS, requests => 3000, seconds => 40,
+my $load = ScanQA::Load->start($t, clients => 8 * $WORKERS, requests => 10000, seconds => 40,
 	make => sub { $w->completion($_[0]) });
 ok($load->wait_answered(100), 'the load is under way (100 answers)');
 

@@ -35,6 +35,7 @@ sub code_count {
 # ---- the JSON page ---------------------------------------------------------------
 
 {
+	ok($t->wait_workers_ready(3), 'the three workers are ready');
 	my $r = $t->request(GET => $STATUS);
 	is($r->{status}, 200, 'the status page answers 200 on loopback');
 	like($r->{headers}{'content-type'} // '', qr{^application/json}, 'the status page is JSON by default');

@@ -135,7 +135,11 @@ sql/demo/demo_data.sql as the schema owner.
 
 The daemon's status page, GET /scanqa/status, decoded; croaks unless it answers 200.
 
-=item reload(%conf), fastcgi_request($path, %params)
+=item wait_workers_ready($n), reload(%conf), fastcgi_request($path, %params)
+
+wait_workers_ready waits until the status page shows $n workers (default: the
+configured number) idle or busy, and returns the page (undef after the guard
+timeout): new() returns as soon as one worker answers.
 
 reload rewrites the config like rewrite_conf, sends SIGHUP, and waits until the
 status page shows a new config generation that every worker runs; it returns
@@ -830,6 +834,21 @@ sub wait_health {
 		sleep 0.1;
 	}
 	return 0;
+}
+
+# Waits until the status page shows $n workers (default: the config's
+# "workers") ready, idle or busy; returns the page, or undef after the guard
+# timeout (default 30 s). new() returns once one worker answers.
+sub wait_workers_ready {
+	my ($self, $n, $timeout) = @_;
+	$n //= $self->{conf_overrides}{workers} // 4;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		return $s if $s && $s->{worker_states}{idle} + $s->{worker_states}{busy} == $n;
+		sleep 0.02;
+	}
+	return undef;
 }
 
 # Rewrites the config (as rewrite_conf), sends SIGHUP and waits until the
