@@ -3,8 +3,9 @@
  * serves one request at a time, and leaves after SIGTERM or max_requests.
  *
  * Signals stay blocked while a request is served and are let in only inside
- * epoll_pwait(): a SIGTERM can then never interrupt libfcgi's read() or write()
- * halfway through a request, and an idle worker still wakes at once. */
+ * epoll_pwait() and between two requests: a SIGTERM can then never interrupt
+ * libfcgi's read() or write() halfway through a request, an idle worker still wakes
+ * at once, and a busy one stops after its current request. */
 #include "worker.h"
 
 #include <errno.h>
