@@ -57,26 +57,48 @@ CREATE POLICY org_isolation ON quality_test_results TO scanqa_app, CURRENT_USER
 
 -- ---- the queue -------------------------------------------------------------------
 
--- action_id: the action's id, from action_payload (NULL if it is not a UUID;
--- the daemon only queues actions whose id is one). The API reference lists
--- the columns the queue must have; this one is derived from them and exists
--- for the index below: under row level security PostgreSQL only uses an index
--- condition built from leakproof operators, so an expression index on
--- (action_payload ->> 'id')::uuid could not serve the daemon's role, and every
--- lookup would filter all of the organization's synced rows.
-ALTER TABLE scanner_offline_queue
-	ADD COLUMN action_id uuid GENERATED ALWAYS AS (
-		CASE WHEN (action_payload ->> 'id')
-			~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
-		THEN (action_payload ->> 'id')::uuid END) STORED;
+-- Successful syncs, one row per (organization, action id). The queue keeps
+-- exactly the spec's columns, with the action id inside action_payload; but
+-- under row level security PostgreSQL only uses an index condition built from
+-- leakproof operators, and ->> is not one, so an index on the payload could not
+-- serve the daemon's lookups. This table is keyed by plain uuids instead, is
+-- filled by a trigger on the queue, and its primary key is the guarantee that
+-- an action is applied at most once per organization.
+CREATE TABLE scanner_synced_actions (
+	org_id    uuid NOT NULL REFERENCES organizations (id),
+	action_id uuid NOT NULL,
+	queue_id  uuid NOT NULL REFERENCES scanner_offline_queue (id),
+	PRIMARY KEY (org_id, action_id)
+);
+ALTER TABLE scanner_synced_actions ENABLE ROW LEVEL SECURITY;
+ALTER TABLE scanner_synced_actions FORCE ROW LEVEL SECURITY;
+CREATE POLICY scanner_synced_actions_org ON scanner_synced_actions
+	TO scanqa_app, CURRENT_USER
+	USING (org_id = NULLIF(current_setting('scanqa.org_id', true), '')::uuid)
+	WITH CHECK (org_id = NULLIF(current_setting('scanqa.org_id', true), '')::uuid);
+GRANT SELECT, INSERT ON scanner_synced_actions TO scanqa_app;
 
--- At most one successful sync per action and organization: a replayed action
--- becomes a 'duplicate' row instead of a second application. The functions
--- below find earlier successes through this index while holding the action's
--- advisory lock.
+-- Belt and braces on the queue itself: at most one 'synced' row per action.
 CREATE UNIQUE INDEX scanner_offline_queue_synced_action_key
-	ON scanner_offline_queue (org_id, action_id)
+	ON scanner_offline_queue (org_id, (action_payload ->> 'id'))
 	WHERE sync_status = 'synced';
+
+CREATE FUNCTION qa_queue_record_synced() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY INVOKER
+SET search_path = public, pg_temp
+AS $fn$
+BEGIN
+	INSERT INTO scanner_synced_actions (org_id, action_id, queue_id)
+	VALUES (NEW.org_id, (NEW.action_payload ->> 'id')::uuid, NEW.id);
+	RETURN NULL;
+END
+$fn$;
+
+CREATE TRIGGER scanner_offline_queue_synced
+	AFTER INSERT ON scanner_offline_queue
+	FOR EACH ROW WHEN (NEW.sync_status = 'synced')
+	EXECUTE FUNCTION qa_queue_record_synced();
 
 -- ---- functions -------------------------------------------------------------------
 
@@ -103,10 +125,9 @@ BEGIN
 	PERFORM pg_advisory_xact_lock(hashtext(p_org::text), hashtext(p_action_id::text));
 	RETURN EXISTS (
 		SELECT 1
-		  FROM scanner_offline_queue q
-		 WHERE q.org_id = p_org
-		   AND q.action_id = p_action_id
-		   AND q.sync_status = 'synced');
+		  FROM scanner_synced_actions s
+		 WHERE s.org_id = p_org
+		   AND s.action_id = p_action_id);
 END
 $fn$;
 

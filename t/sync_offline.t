@@ -533,7 +533,7 @@ sub batch_invalid {
 	is($bad, 0, 'each action has exactly one synced and one duplicate queue row');
 	note(sprintf 'synced by the first copy: %d, by the second: %d',
 		map { $t->one(q{SELECT count(*) FROM scanner_offline_queue WHERE sync_status = 'synced'
-			AND user_id = ? AND action_id = ANY (?::uuid[])}, $_, [ map { $_->{id} } @a ]) } $inspector->{id}, $manager->{id});
+			AND user_id = ? AND (action_payload->>'id')::uuid = ANY (?::uuid[])}, $_, [ map { $_->{id} } @a ]) } $inspector->{id}, $manager->{id});
 	is($t->one('SELECT count(*) FROM quality_test_results WHERE inspection_id = ?', $ins[0][0]), 1,
 		'the test result is recorded once');
 }
@@ -700,6 +700,12 @@ sub batch_invalid {
 	ok(!eval { $app->do('DELETE FROM scanner_offline_queue'); 1 }, 'nor delete them');
 	$app->rollback;
 }
+
+is_deeply([ map { $_->{column_name} } @{ $t->rows(q{
+	SELECT column_name FROM information_schema.columns
+	WHERE table_name = 'scanner_offline_queue' ORDER BY ordinal_position}) } ],
+	[ qw(id org_id user_id action_type action_payload device_id created_at_local synced_at sync_status error_message) ],
+	'scanner_offline_queue has exactly the columns of the spec');
 
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');

@@ -79,7 +79,7 @@ sub state_of {
 			WHERE i.id = ?}, $ins),
 		audit      => $t->one('SELECT count(*) FROM quality_audit_log WHERE entity_id = ?', $ins) + 0,
 		queue      => [ map { $_->[0] } @{ $t->dbh->selectall_arrayref(q{SELECT sync_status FROM scanner_offline_queue
-			WHERE action_id = ? ORDER BY synced_at}, undef, $action->{id}) } ],
+			WHERE action_payload->>'id' = ? ORDER BY synced_at}, undef, $action->{id}) } ],
 	};
 }
 my %APPLIED = (inspection => 'completed', lp => 'passed', audit => 1);
@@ -107,7 +107,7 @@ install_sleeper();
 		'after reconnecting the daemon reports the lost action as not applied, and goes on');
 	is_deeply(state_of($a[0]), { %APPLIED, queue => [ 'synced' ] }, 'the action before it is committed');
 	is_deeply(state_of($a[1]), { %UNTOUCHED, queue => [ 'failed' ] }, 'the lost action is not applied, and is queued as failed');
-	is($t->one('SELECT error_message FROM scanner_offline_queue WHERE action_id = ?', $a[1]{id}), $MSG_LOST,
+	is($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload->>'id' = ?}, $a[1]{id}), $MSG_LOST,
 		'with the message the client got');
 	is_deeply(state_of($a[2]), { %APPLIED, queue => [ 'synced' ] }, 'the action after it is committed too');
 
@@ -128,7 +128,7 @@ install_sleeper();
 	json_ok($r, { success => 1, failed => 1, errors => [ { action_id => $a[0]{id}, error => $MSG_BUSY } ] },
 		'an action cancelled by statement_timeout fails as busy; the next one runs');
 	is_deeply(state_of($a[0]), { %UNTOUCHED, queue => [ 'failed' ] }, 'the cancelled action is rolled back and queued as failed');
-	like($t->one('SELECT error_message FROM scanner_offline_queue WHERE action_id = ?', $a[0]{id}),
+	like($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload->>'id' = ?}, $a[0]{id}),
 		qr/^\Q$MSG_BUSY\E \(57014: canceling statement due to statement timeout\)$/, 'its queue row gives the reason');
 	is_deeply(state_of($a[1]), { %APPLIED, queue => [ 'synced' ] }, 'the next action is committed');
 }
