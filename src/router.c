@@ -19,6 +19,12 @@ const struct route routes[] = {
 	{ "GET", "/scanqa/status", h_status, ACCESS_PUBLIC, "status" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
 	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
+	{ "POST", "/api/v1/scan-sessions", h_session_create, ACCESS_USER, "session_create" },
+	{ "GET", "/api/v1/scan-sessions/{session_id}", h_session_get, ACCESS_USER, "session_get" },
+	{ "PATCH", "/api/v1/scan-sessions/{session_id}", h_session_patch, ACCESS_USER, "session_patch" },
+	{ "POST", "/api/v1/scan-sessions/{session_id}/scans", h_session_scan, ACCESS_USER, "session_scan" },
+	{ "GET", "/api/warehouse/license-plates/barcode/{barcode}", h_lp_by_barcode, ACCESS_SCANNER, "lp_by_barcode" },
+	{ "GET", "/api/quality/inspections/by-lp/{lpId}", h_inspection_by_lp, ACCESS_SCANNER, "inspection_by_lp" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
