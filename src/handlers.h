@@ -16,6 +16,9 @@ void respond_db_failure(struct request *req, PGresult *r, const char *what);
 /* h_health.c */
 void h_health(struct request *req, const struct route_params *p);
 
+/* h_status.c */
+void h_status(struct request *req, const struct route_params *p);
+
 /* h_quick_inspection.c */
 void h_quick_inspection(struct request *req, const struct route_params *p);
 

@@ -193,34 +193,47 @@ static const char *reason(int status)
 	}
 }
 
-void resp_json(struct request *req, int status, struct json_object *obj)
+/* Sends the head and body of the one response of a request. Returns false (and sends
+ * nothing) when a response was already sent. */
+static bool send_response(struct request *req, int status, const char *content_type, const char *body,
+			  size_t len)
 {
 	if (req->responded) {
 		log_error("second response for one request dropped (status %d)", status);
-		json_object_put(obj);
-		return;
+		return false;
 	}
-	size_t len = 0;
-	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
-	if (!obj)
-		len = 2;
 	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
 	char head[1024];
 	int hl = snprintf(head, sizeof(head),
 			  "Status: %d %s\r\n"
-			  "Content-Type: application/json\r\n"
+			  "Content-Type: %s\r\n"
 			  "Cache-Control: no-store\r\n"
 			  "X-Request-Id: %s\r\n"
 			  "%s"
 			  "Content-Length: %zu\r\n\r\n",
-			  status, reason(status), req->request_id, req->extra_headers, len);
-	if (hl < 0 || (size_t)hl >= sizeof(head))
+			  status, reason(status), content_type, req->request_id, req->extra_headers, len);
+	if (hl < 0 || (size_t)hl >= sizeof(head)) {
 		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
+		len = 0;
+	}
 	FCGX_PutStr(head, hl, req->fcgi->out);
 	FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;
+	return true;
+}
+
+void resp_json(struct request *req, int status, struct json_object *obj)
+{
+	size_t len = 2;
+	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
+	send_response(req, status, "application/json", body, len);
 	json_object_put(obj);
+}
+
+void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len)
+{
+	send_response(req, status, content_type, body, len);
 }
 
 void resp_error(struct request *req, int status, const char *msg)

@@ -57,6 +57,9 @@ void resp_header(struct request *req, const char *name, const char *value);
 /* Sends status and body; takes ownership of obj (json_object_put). Only the first
  * response of a request is sent; later calls are logged and dropped. */
 void resp_json(struct request *req, int status, struct json_object *obj);
+/* Sends body[0..len) as it is, e.g. the Prometheus text format; same rules as
+ * resp_json. content_type is the whole header value. */
+void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends {"error": msg}. */
 void resp_error(struct request *req, int status, const char *msg);
 

@@ -10,10 +10,13 @@
 #include "auth.h"
 #include "handlers.h"
 #include "log.h"
+#include "scoreboard.h"
 #include "validate.h"
 
 const struct route routes[] = {
 	{ "GET", "/api/v1/health", h_health, ACCESS_PUBLIC, "health" },
+	/* Reached only through nginx's loopback-only location; see h_status.c. */
+	{ "GET", "/scanqa/status", h_status, ACCESS_PUBLIC, "status" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
 	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
 	{ "POST", "/api/v1/scan-sessions", h_session_create, ACCESS_USER, "session_create" },
@@ -26,6 +29,32 @@ const struct route routes[] = {
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
 #define PARAM_MAX_BYTES 256
+
+/* The names router_dispatch() gives requests that match no route, then a catch-all. */
+static const char *const pseudo_endpoints[] = { "not_found", "method_not_allowed", "other" };
+#define N_PSEUDO ((int)(sizeof(pseudo_endpoints) / sizeof(pseudo_endpoints[0])))
+_Static_assert(sizeof(routes) / sizeof(routes[0]) + N_PSEUDO <= SB_MAX_ENDPOINTS,
+	       "more endpoints than the scoreboard counts: raise SB_MAX_ENDPOINTS");
+
+int router_n_endpoints(void) { return n_routes + N_PSEUDO; }
+
+const char *router_endpoint_name(int i)
+{
+	if (i >= 0 && i < n_routes)
+		return routes[i].name;
+	if (i >= n_routes && i < n_routes + N_PSEUDO)
+		return pseudo_endpoints[i - n_routes];
+	return "other";
+}
+
+int router_endpoint(const char *route_name)
+{
+	int n = router_n_endpoints();
+	for (int i = 0; route_name && i < n - 1; i++)
+		if (strcmp(router_endpoint_name(i), route_name) == 0)
+			return i;
+	return n - 1;
+}
 
 static int hexval(char c)
 {
@@ -170,6 +199,7 @@ void router_dispatch(struct request *req)
 		return;
 	}
 	req->route_name = found->name;
+	scoreboard_set_route(found->name);
 	if (req->body_too_large) {
 		resp_error(req, 413, "Request body too large");
 		goto out;

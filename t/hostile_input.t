@@ -99,6 +99,9 @@ my @ENDPOINTS = (
 		name => 'health', method => 'GET', path => '/api/v1/health', auth => 0,
 	},
 	{
+		name => 'status page', method => 'GET', path => '/scanqa/status', auth => 0,
+	},
+	{
 		name => 'quick-inspection', method => 'POST', path => $QI, auth => 1,
 		valid => sub {
 			return { inspection_id => $open, result => 'pass', result_notes => 'checked',

@@ -180,6 +180,15 @@ my $dup = issued($t->make_token($user->{id}));
 	is($r->{status}, 400, 'two Authorization headers: nginx answers 400');
 }
 
+# The status page (loopback only) shows what the workers are doing: no token either.
+{
+	my $json = $t->request(GET => '/scanqa/status')->{body};
+	my $prom = $t->request(GET => '/scanqa/status?format=prometheus')->{body};
+	ok(length $json && length $prom, 'the status page answers, as JSON and as Prometheus text');
+	my @leaks = grep { index("$json$prom", $_) >= 0 || index("$json$prom", sha256_hex($_)) >= 0 } @USED;
+	is(scalar @leaks, 0, 'the status page shows none of the tokens used, nor their hashes');
+}
+
 $t->stop_nginx;
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');

@@ -107,17 +107,18 @@ see L</MEMORY ERRORS>.
 With C<< start => 0 >> nothing is started (call C<start> later), which lets
 a test prepare the database first.
 
-=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr)
+=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr, timeout => $s)
 
 Sends one HTTP/1.1 request (Connection: close) to nginx and returns
 C<{status, headers, body, json}>: headers are lowercased names (repeated ones
 joined with ", "), json is the decoded body or undef. C<json> sets
 Content-Type: application/json unless C<headers> sets it; a header given as
-undef is not sent at all. request_start() sends and returns the socket,
+undef is not sent at all. C<from> connects from that local address (e.g.
+127.0.0.2, to be a client other than 127.0.0.1); C<timeout> (default 60 s)
+bounds the wait for the answer. request_start() sends and returns the socket,
 request_finish($sock) reads the response: two requests can be in flight at
-once. raw_request($bytes) sends bytes as they are. C<from> (also
-raw_request($bytes, from => $addr)) sets the client's source address, e.g.
-127.0.0.2: nginx then sees another client than 127.0.0.1.
+once. raw_request($bytes) sends bytes as they are; raw_request($bytes,
+from => $addr) connects from that address too.
 
 =item fcgi_request(method => $m, uri => $raw_uri, headers => [Name => value, ...], body => $bytes, content_length => $n, params => [NAME => value, ...])
 
@@ -155,6 +156,23 @@ where token is a fresh random bearer token whose SHA-256 is in api_tokens;
 make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
+
+=item status
+
+The daemon's status page, GET /scanqa/status, decoded; croaks unless it answers 200.
+
+=item wait_workers_ready($n), reload(%conf), fastcgi_request($path, %params)
+
+wait_workers_ready waits until the status page shows $n workers (default: the
+configured number) idle or busy, and returns the page (undef after the guard
+timeout): new() returns as soon as one worker answers.
+
+reload rewrites the config like rewrite_conf, sends SIGHUP, and waits until the
+status page shows a new config generation that every worker runs; it returns
+that generation, or undef after the guard timeout. fastcgi_request sends one
+FastCGI request straight to the daemon's socket (no nginx) with exactly the
+given params, and returns the raw CGI answer ("Status: ..." headers, body);
+fcgi_request (above) is the one for bodies and repeated headers.
 
 =item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_access_log, pg_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
@@ -653,7 +671,8 @@ pid $d/nginx.pid;
 error_log $d/nginx-error.log info;
 
 events {
-    worker_connections 256;
+    # Room for the load tests: each request in flight holds two connections.
+    worker_connections 1024;
 }
 
 http {
@@ -762,7 +781,8 @@ sub _build_request {
 
 sub request_start {
 	my ($self, $method, $path, %o) = @_;
-	return $self->raw_request_start($self->_build_request($method, $path, %o), from => $o{from});
+	my $from = delete $o{from};
+	return $self->raw_request_start($self->_build_request($method, $path, %o), from => $from);
 }
 
 sub raw_request_start {
@@ -806,7 +826,16 @@ sub request_finish {
 
 sub request {
 	my ($self, $method, $path, %o) = @_;
-	return $self->request_finish($self->request_start($method, $path, %o));
+	my $timeout = delete $o{timeout};
+	return $self->request_finish($self->request_start($method, $path, %o), timeout => $timeout);
+}
+
+# The daemon's status page (GET /scanqa/status) as decoded JSON; croaks unless 200.
+sub status {
+	my ($self) = @_;
+	my $r = $self->request(GET => '/scanqa/status');
+	croak "GET /scanqa/status answered $r->{status}: $r->{body}" unless $r->{status} == 200 && $r->{json};
+	return $r->{json};
 }
 
 sub raw_request {
@@ -972,6 +1001,76 @@ sub wait_health {
 		sleep 0.1;
 	}
 	return 0;
+}
+
+# Waits until the status page shows $n workers (default: the config's
+# "workers") ready, idle or busy; returns the page, or undef after the guard
+# timeout (default 30 s). new() returns once one worker answers.
+sub wait_workers_ready {
+	my ($self, $n, $timeout) = @_;
+	$n //= $self->{conf_overrides}{workers} // 4;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		return $s if $s && $s->{worker_states}{idle} + $s->{worker_states}{busy} == $n;
+		sleep 0.02;
+	}
+	return undef;
+}
+
+# Rewrites the config (as rewrite_conf), sends SIGHUP and waits until the
+# status page shows the next config generation and every worker runs it.
+# Returns that generation, or undef when the guard timeout (default 30 s) passes.
+sub reload {
+	my ($self, %o) = @_;
+	my $timeout = delete $o{timeout} // 30;
+	my $gen = $self->status->{master}{config_generation};
+	$self->rewrite_conf(%o);
+	$self->signal_daemon('HUP');
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		if ($s && $s->{master}{config_generation} > $gen) {
+			my @w = @{ $s->{workers} };
+			return $s->{master}{config_generation}
+				if @w && !grep { $_->{config_generation} != $s->{master}{config_generation} } @w;
+		}
+		sleep 0.05;
+	}
+	return undef;
+}
+
+# Sends one FastCGI request straight to the daemon's socket, bypassing nginx,
+# with exactly the params given (plus REQUEST_METHOD GET and REQUEST_URI $path
+# unless given). Returns the raw CGI answer: "Status: ...\r\n...\r\n\r\nbody".
+sub fastcgi_request {
+	my ($self, $path, %params) = @_;
+	my $s = IO::Socket::UNIX->new(Peer => $self->socket_path) or croak "connect to the daemon: $!";
+	my $rec = sub {
+		my ($type, $content) = @_;
+		return pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content;
+	};
+	my $len = sub { my $n = length $_[0]; $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000) };
+	my %p = (REQUEST_METHOD => 'GET', REQUEST_URI => $path, %params);
+	my $body = join '', map { $len->($_) . $len->($p{$_}) . $_ . $p{$_} } sort keys %p;
+	croak "FastCGI params too long for this client" if length $body > 65535;
+	# BEGIN_REQUEST (role responder, no keep-alive), PARAMS, end of PARAMS, empty STDIN.
+	print {$s} $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $body), $rec->(4, ''), $rec->(5, '');
+	my ($in, $buf, $out) = ('', '', '');
+	my $sel = IO::Select->new($s);
+	my $deadline = time + 30;
+	while (time < $deadline && $sel->can_read(1)) {
+		my $n = sysread $s, $buf, 65536;
+		last if !$n;
+		$in .= $buf;
+	}
+	close $s;
+	while (length $in >= 8) {
+		my (undef, $type, undef, $clen, $pad) = unpack 'CCnnC', $in;
+		$out .= substr($in, 8, $clen) if $type == 6;    # FCGI_STDOUT
+		substr($in, 0, 8 + $clen + $pad, '');
+	}
+	return $out;
 }
 
 # ---- cleanup --------------------------------------------------------------------
