@@ -135,6 +135,21 @@ $app->disconnect;
 is($t->one('SELECT count(*) FROM quality_audit_log'), $audit, 'the audit log is as it was');
 is($t->one(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'scanqa_probe%'}), 0, 'nothing scanqa_app tried to create exists');
 
+{
+	# Database-level grants are not copied by CREATE DATABASE ... TEMPLATE, so apply
+	# migration 004 to this test's database as the owner, as "scanqa migrate" does.
+	my $owner = $t->connect_as('scanqa_owner');
+	ok(has_temp(), 'PostgreSQL grants TEMPORARY to every role by default');
+	open(my $fh, '<', "$FindBin::Bin/../sql/004_database_privileges.sql") or die $!;
+	$owner->do(do { local $/; <$fh> });
+	$owner->disconnect;
+	ok(!has_temp(), 'after migration 004 scanqa_app may not create temporary tables');
+	my $probe = $t->connect_as('scanqa_app');
+	ok(!eval { $probe->do('CREATE TEMP TABLE scanqa_probe_temp (x int)'); 1 }, 'CREATE TEMP TABLE is refused to scanqa_app');
+	$probe->disconnect;
+}
+sub has_temp { $t->one(q{SELECT has_database_privilege('scanqa_app', current_database(), 'TEMP')}) }
+
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
