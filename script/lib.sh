@@ -14,7 +14,7 @@ SCANQA_PACKAGES=(
 	libfcgi-dev libjson-c-dev libpq-dev libssl-dev
 	postgresql nginx
 	libdbd-pg-perl libjson-perl
-	curl procps valgrind clang
+	curl procps valgrind clang libclang-rt-14-dev
 )
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}
@@ -232,12 +232,14 @@ socket_group_for_nginx() {
 
 # nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
 # 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
-# conf/nginx/scanqa.conf with only the daemon's socket path replaced.
+# conf/nginx/scanqa.conf with only the daemon's socket path replaced, and whose
+# http block includes conf/nginx/scanqa-http.conf (the rate limit zone) as it is.
 nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
 	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX
 # written by script/lib.sh (nginx_conf_for)
 daemon off;
@@ -260,6 +262,8 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     default_type application/octet-stream;
 
+    include $dir/scanqa-http.conf;
+
     server {
         listen 127.0.0.1:$port;
         server_name localhost;
@@ -269,4 +273,40 @@ http {
     }
 }
 NGINX
+}
+
+# ---- builds in a copy of the tree -------------------------------------------
+# The sanitizer and fuzzer builds need other configure options than the normal
+# build, and autotools cannot configure a second build directory next to a
+# configured source tree. So each lives in a copy under .run/ that is brought up
+# to date file by file: unchanged files keep their time stamps, and make rebuilds
+# only what changed.
+
+# sync_tree DEST: copies the source files (tracked and untracked, not ignored)
+# into DEST when they differ, and removes files that are no longer sources.
+sync_tree() {
+	local dest=$1 f list
+	mkdir -p "$dest"
+	list=$(mktemp)
+	if git -C "$SCANQA_ROOT" rev-parse --git-dir >/dev/null 2>&1; then
+		git -C "$SCANQA_ROOT" ls-files -z --cached --others --exclude-standard >"$list"
+	else
+		(cd "$SCANQA_ROOT" && find . -path ./.run -prune -o -type f -print0) >"$list"
+	fi
+	while IFS= read -r -d '' f; do
+		f=${f#./}
+		[ -f "$SCANQA_ROOT/$f" ] || continue
+		if ! cmp -s "$SCANQA_ROOT/$f" "$dest/$f"; then
+			mkdir -p "$dest/$(dirname "$f")"
+			cp -p "$SCANQA_ROOT/$f" "$dest/$f"
+		fi
+	done <"$list"
+	# A source deleted here is deleted there (the build outputs stay).
+	if [ -f "$dest/.sources" ]; then
+		while IFS= read -r -d '' f; do
+			f=${f#./}
+			[ -e "$SCANQA_ROOT/$f" ] || rm -f "$dest/$f"
+		done <"$dest/.sources"
+	fi
+	mv "$list" "$dest/.sources"
 }

@@ -5,6 +5,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "request.h"
@@ -45,14 +46,17 @@ void db_close(void)
 
 static bool connect_now(void)
 {
-	char timeout[16];
+	char timeout[16], appname[32];
 	const char *keys[] = { "dbname", "connect_timeout", "application_name", NULL };
-	const char *vals[] = { cfg->conninfo, timeout, "scanqa", NULL };
+	const char *vals[] = { cfg->conninfo, timeout, appname, NULL };
 	char setup[256];
 
 	last_attempt_us = now_mono_us();
 	db_close();
 	snprintf(timeout, sizeof(timeout), "%d", cfg->connect_timeout_s);
+	/* pg_stat_activity then tells which worker a session (a lock wait, a long
+	 * query) belongs to, to match with the status page and the log's [pid]. */
+	snprintf(appname, sizeof(appname), "scanqa worker %d", (int)getpid());
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn || PQstatus(conn) != CONNECTION_OK) {
 		const char *msg = conn ? PQerrorMessage(conn) : "out of memory";

@@ -1,6 +1,7 @@
 /* jsonx.c: strict JSON parsing (JSON.parse-compatible grammar) over json-c 0.16. */
 #include <limits.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "jsonx.h"
@@ -15,14 +16,19 @@
  * lone "\ud800" into U+FFFD, and cuts object keys at "\u0000". So before json-c sees
  * the body, this scanner checks the whole RFC 8259 grammar byte by byte. Containers
  * recurse, but never deeper than JSONX_MAX_DEPTH, so a hostile "[[[[..." cannot
- * exhaust the stack.
+ * exhaust the stack. It also finds the integer literals json-c would saturate
+ * (beyond 64 bits), which are then read as doubles, as JSON.parse reads them.
  * ------------------------------------------------------------------------- */
 
 struct scan {
+	const unsigned char *start;
 	const unsigned char *p;
 	const unsigned char *end;
 	int depth;
 	const char *err;
+	/* End offsets of integer literals beyond 64 bits (see wide_integer()). */
+	size_t *wide;
+	size_t n_wide, cap_wide;
 };
 
 static bool scan_value(struct scan *s);
@@ -168,13 +174,47 @@ static bool is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
+/* True when the integer literal digits[0..n) (no sign, no leading zero) is beyond
+ * what json-c reads exactly: below INT64_MIN when negative, above UINT64_MAX when not.
+ * json-c would saturate it, so the value written back out (an offline action's queue
+ * row keeps the action as sent) would differ from the one the client sent. */
+static bool wide_integer(const unsigned char *digits, size_t n, bool negative)
+{
+	const char *limit = negative ? "9223372036854775808" : "18446744073709551615";
+	size_t ln = strlen(limit);
+
+	if (n != ln)
+		return n > ln;
+	return memcmp(digits, limit, n) > 0;
+}
+
+/* Remembers that the number ending at s->p must be read as a double. */
+static bool note_wide(struct scan *s)
+{
+	if (s->n_wide == s->cap_wide) {
+		size_t cap = s->cap_wide ? s->cap_wide * 2 : 8;
+		size_t *w = realloc(s->wide, cap * sizeof *w);
+		if (!w)
+			return scan_fail(s, "Invalid JSON: out of memory");
+		s->wide = w;
+		s->cap_wide = cap;
+	}
+	s->wide[s->n_wide++] = (size_t)(s->p - s->start);
+	return true;
+}
+
 /* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
 static bool scan_number(struct scan *s)
 {
 	const char *bad = "Invalid JSON: malformed number";
+	bool negative = false, integer = true;
+	const unsigned char *digits;
 
-	if (s->p < s->end && *s->p == '-')
+	if (s->p < s->end && *s->p == '-') {
 		s->p++;
+		negative = true;
+	}
+	digits = s->p;
 	if (s->p >= s->end)
 		return scan_fail(s, "Invalid JSON: unexpected end of input");
 	if (*s->p == '0') {
@@ -188,7 +228,9 @@ static bool scan_number(struct scan *s)
 		return scan_fail(s, "Invalid JSON: NaN and Infinity are not allowed");
 	} else
 		return scan_fail(s, bad);
+	size_t n_digits = (size_t)(s->p - digits);
 	if (s->p < s->end && *s->p == '.') {
+		integer = false;
 		s->p++;
 		if (s->p >= s->end || !is_digit(*s->p))
 			return scan_fail(s, bad);
@@ -196,6 +238,7 @@ static bool scan_number(struct scan *s)
 			s->p++;
 	}
 	if (s->p < s->end && (*s->p == 'e' || *s->p == 'E')) {
+		integer = false;
 		s->p++;
 		if (s->p < s->end && (*s->p == '+' || *s->p == '-'))
 			s->p++;
@@ -204,6 +247,8 @@ static bool scan_number(struct scan *s)
 		while (s->p < s->end && is_digit(*s->p))
 			s->p++;
 	}
+	if (integer && wide_integer(digits, n_digits, negative))
+		return note_wide(s);
 	return true;
 }
 
@@ -293,20 +338,46 @@ static bool scan_value(struct scan *s)
 }
 
 /* Returns NULL when buf[0..len) is one well-formed JSON value with optional
- * surrounding whitespace, otherwise the user-facing reason. */
-static const char *prescan(const char *buf, size_t len)
+ * surrounding whitespace, otherwise the user-facing reason. s->wide lists the
+ * integer literals json-c cannot read exactly; the caller frees it. */
+static const char *prescan(const char *buf, size_t len, struct scan *s)
 {
-	struct scan s = { (const unsigned char *)buf, (const unsigned char *)buf + len, 0, NULL };
-
-	skip_ws(&s);
-	if (s.p == s.end)
+	memset(s, 0, sizeof *s);
+	s->start = s->p = (const unsigned char *)buf;
+	s->end = s->p + len;
+	skip_ws(s);
+	if (s->p == s->end)
 		return "Invalid JSON: empty body";
-	if (!scan_value(&s))
-		return s.err;
-	skip_ws(&s);
-	if (s.p != s.end)
+	if (!scan_value(s))
+		return s->err;
+	skip_ws(s);
+	if (s->p != s->end)
 		return "Invalid JSON: unexpected data after the JSON value";
 	return NULL;
+}
+
+/* A copy of buf with "e0" after each integer literal beyond 64 bits, so that json-c
+ * reads it as a double, as JavaScript does, and keeps its text for writing it back
+ * (json-c writes a double as the text it was parsed from). Sets *out_len; NULL when
+ * out of memory. */
+static char *widen_integers(const char *buf, size_t len, const struct scan *s, size_t *out_len)
+{
+	size_t n = len + 2 * s->n_wide, from = 0, o = 0;
+	char *copy = malloc(n + 1);
+
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < s->n_wide; i++) {
+		memcpy(copy + o, buf + from, s->wide[i] - from);
+		o += s->wide[i] - from;
+		from = s->wide[i];
+		copy[o++] = 'e';
+		copy[o++] = '0';
+	}
+	memcpy(copy + o, buf + from, len - from);
+	copy[n] = '\0';
+	*out_len = n;
+	return copy;
 }
 
 /* ---------------------------------------------------------------------------
@@ -358,6 +429,55 @@ static const char *postwalk(struct json_object *v)
 	}
 }
 
+/* After widen_integers(): json-c kept each widened literal's text, "e0" included, to
+ * write it back. Gives those doubles their text as sent. A client's own
+ * "<integer beyond 64 bits>e0" loses its "e0" too, which changes no value. Recursion
+ * is bounded by the parse depth limit. Returns false when out of memory. */
+static bool unwiden(struct json_object *v)
+{
+	switch (json_object_get_type(v)) {
+	case json_type_double: {
+		const char *text = json_object_to_json_string_ext(v, JSON_C_TO_STRING_PLAIN);
+		size_t n = strlen(text);
+		bool negative = text[0] == '-';
+		const unsigned char *digits = (const unsigned char *)text + negative;
+
+		if (n < 3 + (size_t)negative || strcmp(text + n - 2, "e0") != 0)
+			return true;
+		size_t nd = n - (size_t)negative - 2;
+		if (!wide_integer(digits, nd, negative))
+			return true;
+		for (size_t i = 0; i < nd; i++)
+			if (!is_digit(digits[i]))
+				return true;
+		char *sent = strndup(text, n - 2);
+		if (!sent)
+			return false;
+		/* ownership of sent transferred */
+		json_object_set_serializer(v, json_object_userdata_to_json_string, sent, json_object_free_userdata);
+		return true;
+	}
+	case json_type_array: {
+		size_t n = json_object_array_length(v);
+
+		for (size_t i = 0; i < n; i++)
+			if (!unwiden(json_object_array_get_idx(v, i)))
+				return false;
+		return true;
+	}
+	case json_type_object: {
+		json_object_object_foreach(v, key, child) {
+			(void)key;
+			if (!unwiden(child))
+				return false;
+		}
+		return true;
+	}
+	default:
+		return true;
+	}
+}
+
 static const char *tokener_message(enum json_tokener_error jerr)
 {
 	switch (jerr) {
@@ -387,18 +507,33 @@ struct json_object *jsonx_parse(const char *buf, size_t len, const char **err)
 	struct json_tokener *tok = NULL;
 	struct json_object *root = NULL;
 	enum json_tokener_error jerr;
+	struct scan sc;
+	char *widened = NULL;
 	const char *msg;
 	size_t end;
 
+	memset(&sc, 0, sizeof sc);
 	if (!buf)
 		len = 0;
 	if (len > INT_MAX) {
 		msg = "Invalid JSON: body too large";
 		goto fail;
 	}
-	msg = prescan(buf, len);
+	msg = prescan(buf, len, &sc);
 	if (msg)
 		goto fail;
+	if (sc.n_wide > 0) {
+		widened = widen_integers(buf, len, &sc, &len);
+		if (!widened) {
+			msg = "Invalid JSON: out of memory";
+			goto fail;
+		}
+		if (len > INT_MAX) {
+			msg = "Invalid JSON: body too large";
+			goto fail;
+		}
+		buf = widened;
+	}
 
 	tok = json_tokener_new_ex(JSONX_MAX_DEPTH);
 	if (!tok) {
@@ -434,8 +569,14 @@ struct json_object *jsonx_parse(const char *buf, size_t len, const char **err)
 	msg = postwalk(root);
 	if (msg)
 		goto fail;
+	if (widened && !unwiden(root)) {
+		msg = "Invalid JSON: out of memory";
+		goto fail;
+	}
 
 	json_tokener_free(tok);
+	free(widened);
+	free(sc.wide);
 	if (err)
 		*err = NULL;
 	return root;
@@ -444,6 +585,8 @@ fail:
 		json_object_put(root);
 	if (tok)
 		json_tokener_free(tok);
+	free(widened);
+	free(sc.wide);
 	if (err)
 		*err = msg;
 	return NULL;
@@ -469,10 +612,9 @@ const char *jsonx_type_name(struct json_object *v)
 	return "unknown";
 }
 
-/* Doubles outside int64 clamp to INT64_MIN/INT64_MAX. json-c itself saturates integer
- * literals beyond 64 bits (99999999999999999999 reads as UINT64_MAX, which
- * json_object_get_int64 clamps to INT64_MAX), so a huge value always lands outside any
- * range a caller checks, as the equally huge JavaScript number would. */
+/* Doubles outside int64 clamp to INT64_MIN/INT64_MAX. Integer literals beyond 64
+ * bits are read as doubles (see widen_integers), so a huge value always lands
+ * outside any range a caller checks, as the equally huge JavaScript number would. */
 bool jsonx_integer(struct json_object *v, int64_t *out)
 {
 	double d;

@@ -37,6 +37,7 @@ void log_set_request_id(const char *id)
 	snprintf(request_id, sizeof(request_id), "%s", id);
 }
 
+__attribute__((format(printf, 2, 0)))
 static void log_v(enum log_level level, const char *fmt, va_list ap)
 {
 	char line[2048];

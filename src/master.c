@@ -205,6 +205,8 @@ static bool spawn_worker(void)
 		worker_main(cfg, listen_fd, slot);
 	scoreboard()->slots[slot].pid = pid;
 	scoreboard()->slots[slot].started_us = now_wall_us();
+	scoreboard()->slots[slot].generation = gen;
+	scoreboard()->spawns_total++;
 	children[ci] = (struct child){ .pid = pid, .slot = slot, .gen = gen, .spawned_us = now_mono_us() };
 	log_debug("spawned worker %d", (int)pid);
 	return true;
@@ -234,6 +236,8 @@ static void reap(bool stopping)
 		describe_exit(status, how, sizeof(how));
 		bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
 		int64_t lived = now_mono_us() - ch->spawned_us;
+		if (!clean)
+			scoreboard()->crashes_total++;
 		if (clean) {
 			log_debug("worker %d %s", (int)pid, how);
 		} else if (s->req_start_us) {
@@ -246,7 +250,7 @@ static void reap(bool stopping)
 		if (!stopping) {
 			if (!clean && lived < HEALTHY_AFTER_US) {
 				crash_streak++;
-				int64_t delay = BACKOFF_MIN_US << (crash_streak < 7 ? crash_streak - 1 : 6);
+				int64_t delay = BACKOFF_MIN_US << (crash_streak < 8 ? crash_streak - 1 : 7);
 				if (delay > BACKOFF_MAX_US)
 					delay = BACKOFF_MAX_US;
 				next_spawn_us = now_mono_us() + delay;
@@ -312,6 +316,7 @@ static void reload(void)
 	*cfg = next; /* ownership transferred */
 	log_set_level(cfg->log_level);
 	gen++;
+	scoreboard()->generation = gen;
 	crash_streak = 0;
 	next_spawn_us = 0;
 	log_info("configuration reloaded; replacing workers one by one");
@@ -336,6 +341,8 @@ static void roll_workers(void)
 	for (int i = 0; i < MAX_CHILDREN && surplus > 0; i++) {
 		if (children[i].pid && children[i].gen != gen && !children[i].term_sent) {
 			kill(children[i].pid, SIGTERM);
+			log_info("stopping worker %d of config generation %u: a new one is ready", (int)children[i].pid,
+				 children[i].gen);
 			children[i].term_sent = true;
 			surplus--;
 		}
@@ -361,6 +368,8 @@ int master_run(struct conf *c)
 	if (!scoreboard_create())
 		fatal("cannot map the scoreboard: %s", strerror(errno));
 	scoreboard()->master_started_us = now_wall_us();
+	scoreboard()->master_pid = getpid();
+	scoreboard()->generation = gen;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
@@ -399,6 +408,8 @@ int master_run(struct conf *c)
 			notify("STOPPING=1");
 			log_info("shutting down: finishing requests in flight (deadline %d s)", cfg->shutdown_timeout_s);
 			close_listen();
+			/* Before the signal: tells each worker to answer what waits in the backlog. */
+			__atomic_store_n(&scoreboard()->stopping, 1, __ATOMIC_RELEASE);
 			signal_children(SIGTERM, -1);
 			deadline = now_mono_us() + (int64_t)cfg->shutdown_timeout_s * 1000000;
 		}

@@ -2,6 +2,7 @@
  * exactly one JSON response per request. */
 #include "request.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,13 +58,18 @@ static void read_body(struct request *req, size_t limit)
 {
 	const char *cl = request_param(req, "CONTENT_LENGTH");
 	size_t want = 4096, len = 0;
+	unsigned long long declared = 0, received = 0;
+	bool declared_ok = true;
 	char scratch[16384];
 
 	if (cl && *cl) {
 		char *end;
-		unsigned long long v = strtoull(cl, &end, 10);
-		if (*end == '\0' && v > 0)
-			want = v > limit ? limit + 1 : (size_t)v;
+		errno = 0;
+		declared = strtoull(cl, &end, 10);
+		/* strtoull would take "-1", " 5" or "+5"; only digits are a length. */
+		declared_ok = *end == '\0' && errno == 0 && cl[0] >= '0' && cl[0] <= '9';
+		if (declared_ok && declared > 0)
+			want = declared > limit ? limit + 1 : (size_t)declared;
 	}
 	/* Room for limit + 1 bytes (one more than allowed shows the body is too large)
 	 * and the NUL. */
@@ -77,6 +83,7 @@ static void read_body(struct request *req, size_t limit)
 			n = FCGX_GetStr(scratch, sizeof(scratch), req->fcgi->in);
 			if (n <= 0)
 				break;
+			received += (unsigned long long)n;
 			continue;
 		}
 		if (len == cap - 1) {
@@ -93,9 +100,12 @@ static void read_body(struct request *req, size_t limit)
 		if (n <= 0)
 			break;
 		len += (size_t)n;
+		received += (unsigned long long)n;
 		if (len > limit)
 			req->body_too_large = true;
 	}
+	if (!declared_ok || declared != received)
+		req->body_length_mismatch = true;
 	if (req->body_too_large || len == 0) {
 		free(buf);
 		req->body = NULL;
@@ -183,34 +193,47 @@ static const char *reason(int status)
 	}
 }
 
-void resp_json(struct request *req, int status, struct json_object *obj)
+/* Sends the head and body of the one response of a request. Returns false (and sends
+ * nothing) when a response was already sent. */
+static bool send_response(struct request *req, int status, const char *content_type, const char *body,
+			  size_t len)
 {
 	if (req->responded) {
 		log_error("second response for one request dropped (status %d)", status);
-		json_object_put(obj);
-		return;
+		return false;
 	}
-	size_t len = 0;
-	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
-	if (!obj)
-		len = 2;
 	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
 	char head[1024];
 	int hl = snprintf(head, sizeof(head),
 			  "Status: %d %s\r\n"
-			  "Content-Type: application/json\r\n"
+			  "Content-Type: %s\r\n"
 			  "Cache-Control: no-store\r\n"
 			  "X-Request-Id: %s\r\n"
 			  "%s"
 			  "Content-Length: %zu\r\n\r\n",
-			  status, reason(status), req->request_id, req->extra_headers, len);
-	if (hl < 0 || (size_t)hl >= sizeof(head))
+			  status, reason(status), content_type, req->request_id, req->extra_headers, len);
+	if (hl < 0 || (size_t)hl >= sizeof(head)) {
 		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
+		len = 0;
+	}
 	FCGX_PutStr(head, hl, req->fcgi->out);
 	FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;
+	return true;
+}
+
+void resp_json(struct request *req, int status, struct json_object *obj)
+{
+	size_t len = 2;
+	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
+	send_response(req, status, "application/json", body, len);
 	json_object_put(obj);
+}
+
+void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len)
+{
+	send_response(req, status, content_type, body, len);
 }
 
 void resp_error(struct request *req, int status, const char *msg)

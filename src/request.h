@@ -29,6 +29,7 @@ struct request {
 	char *body;              /* NUL-terminated; body_len excludes the NUL; NULL when empty */
 	size_t body_len;
 	bool body_too_large;
+	bool body_length_mismatch; /* the body is not CONTENT_LENGTH bytes long (or CONTENT_LENGTH is malformed) */
 	bool authenticated;
 	struct caller caller;
 	int status;              /* status sent, 0 until the response is sent */
@@ -40,7 +41,11 @@ struct request {
 };
 
 /* Fills req from the FastCGI params and reads the whole body. Bodies longer than limit
- * are still read to the end (libfcgi does not drain them) and flagged body_too_large. */
+ * are still read to the end (libfcgi does not drain them) and flagged body_too_large.
+ * A body whose length differs from CONTENT_LENGTH (absent or empty meaning 0), or a
+ * CONTENT_LENGTH that is not a decimal number, is flagged body_length_mismatch: the
+ * FastCGI specification has a responder refuse it rather than act on a truncated or
+ * padded body. */
 void request_init(struct request *req, FCGX_Request *fcgi, size_t limit);
 /* Frees what request_init allocated. */
 void request_free(struct request *req);
@@ -52,6 +57,9 @@ void resp_header(struct request *req, const char *name, const char *value);
 /* Sends status and body; takes ownership of obj (json_object_put). Only the first
  * response of a request is sent; later calls are logged and dropped. */
 void resp_json(struct request *req, int status, struct json_object *obj);
+/* Sends body[0..len) as it is, e.g. the Prometheus text format; same rules as
+ * resp_json. content_type is the whole header value. */
+void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends {"error": msg}. */
 void resp_error(struct request *req, int status, const char *msg);
 

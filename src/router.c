@@ -1,5 +1,5 @@
-/* router.c: the route table and dispatch: 404/405, 413, path parameters, 401/403,
- * 415, then the handler. Every request leaves here with exactly one response. */
+/* router.c: the route table and dispatch: 404/405, 413, a body that does not match
+ * its Content-Length (400), path parameters, 401/403, 415, then the handler. Every request leaves here with exactly one response. */
 #include "router.h"
 
 #include <stdio.h>
@@ -10,16 +10,51 @@
 #include "auth.h"
 #include "handlers.h"
 #include "log.h"
+#include "scoreboard.h"
 #include "validate.h"
 
 const struct route routes[] = {
 	{ "GET", "/api/v1/health", h_health, ACCESS_PUBLIC, "health" },
+	/* Reached only through nginx's loopback-only location; see h_status.c. */
+	{ "GET", "/scanqa/status", h_status, ACCESS_PUBLIC, "status" },
 	{ "POST", "/api/v1/quality/scanner/quick-inspection", h_quick_inspection, ACCESS_SCANNER, "quick_inspection" },
 	{ "POST", "/api/v1/quality/scanner/sync-offline", h_sync_offline, ACCESS_SCANNER, "sync_offline" },
+	{ "POST", "/api/v1/scan-sessions", h_session_create, ACCESS_USER, "session_create" },
+	{ "GET", "/api/v1/scan-sessions/{session_id}", h_session_get, ACCESS_USER, "session_get" },
+	{ "PATCH", "/api/v1/scan-sessions/{session_id}", h_session_patch, ACCESS_USER, "session_patch" },
+	{ "POST", "/api/v1/scan-sessions/{session_id}/scans", h_session_scan, ACCESS_USER, "session_scan" },
+	{ "GET", "/api/warehouse/license-plates/barcode/{barcode}", h_lp_by_barcode, ACCESS_SCANNER, "lp_by_barcode" },
+	{ "GET", "/api/quality/inspections/by-lp/{lpId}", h_inspection_by_lp, ACCESS_SCANNER, "inspection_by_lp" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
 #define PARAM_MAX_BYTES 256
+
+/* The names router_dispatch() gives requests that match no route, then a catch-all. */
+static const char *const pseudo_endpoints[] = { "not_found", "method_not_allowed", "other" };
+#define N_PSEUDO ((int)(sizeof(pseudo_endpoints) / sizeof(pseudo_endpoints[0])))
+_Static_assert(sizeof(routes) / sizeof(routes[0]) + N_PSEUDO <= SB_MAX_ENDPOINTS,
+	       "more endpoints than the scoreboard counts: raise SB_MAX_ENDPOINTS");
+
+int router_n_endpoints(void) { return n_routes + N_PSEUDO; }
+
+const char *router_endpoint_name(int i)
+{
+	if (i >= 0 && i < n_routes)
+		return routes[i].name;
+	if (i >= n_routes && i < n_routes + N_PSEUDO)
+		return pseudo_endpoints[i - n_routes];
+	return "other";
+}
+
+int router_endpoint(const char *route_name)
+{
+	int n = router_n_endpoints();
+	for (int i = 0; route_name && i < n - 1; i++)
+		if (strcmp(router_endpoint_name(i), route_name) == 0)
+			return i;
+	return n - 1;
+}
 
 static int hexval(char c)
 {
@@ -164,8 +199,13 @@ void router_dispatch(struct request *req)
 		return;
 	}
 	req->route_name = found->name;
+	scoreboard_set_route(found->name);
 	if (req->body_too_large) {
 		resp_error(req, 413, "Request body too large");
+		goto out;
+	}
+	if (req->body_length_mismatch) {
+		resp_error(req, 400, "Content-Length does not match the request body");
 		goto out;
 	}
 	if (bad_param) {

@@ -36,4 +36,11 @@ void router_dispatch(struct request *req);
 extern const struct route routes[];
 extern const int n_routes;
 
+/* Endpoints, as counted on the status page: route i is endpoint i, then come
+ * "not_found", "method_not_allowed" and "other". router_endpoint() returns the index
+ * of a route name (the first route of that name), or that of "other". */
+int router_endpoint(const char *route_name);
+int router_n_endpoints(void);
+const char *router_endpoint_name(int i);
+
 #endif

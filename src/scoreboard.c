@@ -1,10 +1,14 @@
 /* scoreboard.c: the shared-memory area behind the status page and the master's view
- * of its workers. Slots are claimed by the master only; each worker writes its own. */
+ * of its workers. Slots are claimed by the master only; each worker writes its own
+ * slot, and every worker adds to the shared counters with atomic increments. */
 #include "scoreboard.h"
 
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+
+const int sb_bucket_bounds_ms[SB_N_BUCKETS - 1] = { SB_BUCKET_BOUNDS_MS };
+const int sb_status_codes[SB_N_CODES - 1] = { SB_STATUS_CODES };
 
 static struct scoreboard *sb;
 static int self = -1;
@@ -55,4 +59,30 @@ void scoreboard_set_route(const char *name)
 	struct sb_slot *s = scoreboard_self();
 	if (s)
 		snprintf(s->route, sizeof(s->route), "%s", name ? name : "");
+}
+
+int sb_code_index(int status)
+{
+	for (int i = 0; i < SB_N_CODES - 1; i++)
+		if (sb_status_codes[i] == status)
+			return i;
+	return SB_N_CODES - 1;
+}
+
+void scoreboard_record(int endpoint, int status, int64_t elapsed_us)
+{
+	if (!sb)
+		return;
+	if (endpoint < 0 || endpoint >= SB_MAX_ENDPOINTS)
+		endpoint = SB_MAX_ENDPOINTS - 1;
+	if (elapsed_us < 0)
+		elapsed_us = 0;
+	struct sb_endpoint *e = &sb->endpoints[endpoint];
+	int b = 0;
+	while (b < SB_N_BUCKETS - 1 && elapsed_us > (int64_t)sb_bucket_bounds_ms[b] * 1000)
+		b++;
+	__atomic_add_fetch(&e->codes[sb_code_index(status)], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&e->buckets[b], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&e->sum_us, (uint64_t)elapsed_us, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&sb->total_requests, 1, __ATOMIC_RELAXED);
 }

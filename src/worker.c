@@ -3,8 +3,9 @@
  * serves one request at a time, and leaves after SIGTERM or max_requests.
  *
  * Signals stay blocked while a request is served and are let in only inside
- * epoll_pwait(): a SIGTERM can then never interrupt libfcgi's read() or write()
- * halfway through a request, and an idle worker still wakes at once. */
+ * epoll_pwait() and between two requests: a SIGTERM can then never interrupt
+ * libfcgi's read() or write() halfway through a request, an idle worker still wakes
+ * at once, and a busy one stops after its current request. */
 #include "worker.h"
 
 #include <errno.h>
@@ -61,6 +62,7 @@ static void serve_one(FCGX_Request *fr, const struct conf *c, struct sb_slot *sl
 	else
 		log_debug("%s %s -> %d in %lld us", req.method, req.route_name ? req.route_name : "-", req.status,
 			  (long long)elapsed_us);
+	scoreboard_record(router_endpoint(req.route_name), req.status, elapsed_us);
 	request_free(&req);
 	if (slot) {
 		slot->requests++;
@@ -68,7 +70,6 @@ static void serve_one(FCGX_Request *fr, const struct conf *c, struct sb_slot *sl
 		slot->route[0] = '\0';
 		slot->state = WS_IDLE;
 	}
-	__atomic_add_fetch(&scoreboard()->total_requests, 1, __ATOMIC_RELAXED);
 }
 
 /* Sends what is left of the response and closes the connection at once.
@@ -147,11 +148,12 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 			log_warn("master is gone; worker exits");
 			break;
 		}
-		if (n <= 0)
-			continue;
 		/* The listen socket is non-blocking: when another worker won the race,
-		 * accept fails with EAGAIN and we simply wait again. */
-		if (FCGX_Accept_r(&fr) < 0)
+		 * accept fails with EAGAIN and we simply wait again. The attempt is made
+		 * on a timeout too: EPOLLEXCLUSIVE wakes one waiting worker per connection,
+		 * and a worker that stops right then does not pass its wakeup on, so each
+		 * idle worker looks at the socket itself once a second. */
+		if (n < 0 || FCGX_Accept_r(&fr) < 0)
 			continue;
 		serve_one(&fr, c, slot);
 		finish_request(&fr);
@@ -160,10 +162,18 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 			log_info("served %ld requests (max_requests); worker exits to be replaced", served);
 			break;
 		}
+		/* epoll_pwait() returns ready events without delivering a pending signal,
+		 * so while connections keep arriving a SIGTERM would never get in there:
+		 * let pending signals in between requests too. */
+		sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+		sigprocmask(SIG_BLOCK, &blocked, NULL);
 	}
-	if (stop_requested) {
-		/* Connections nginx already made wait in the backlog: answer them rather than
-		 * let them be reset when the last copy of the socket closes. */
+	if (stop_requested && __atomic_load_n(&scoreboard()->stopping, __ATOMIC_ACQUIRE)) {
+		/* The daemon is shutting down and its socket is gone: connections nginx
+		 * already made wait in the backlog, so answer them rather than let them be
+		 * reset when the last copy of the socket closes. A worker stopped alone (a
+		 * reload) leaves them to the others: draining there would last as long as
+		 * the load does, and hold up the reload. */
 		while (FCGX_Accept_r(&fr) >= 0) {
 			serve_one(&fr, c, slot);
 			finish_request(&fr);

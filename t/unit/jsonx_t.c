@@ -204,6 +204,38 @@ static void test_numbers(void)
 	json_object_put(o);
 }
 
+/* json-c saturates integer literals beyond 64 bits; jsonx reads them as doubles, as
+ * JSON.parse does, so a stored action (offline sync) keeps the number as sent. */
+static void test_wide_integers(void)
+{
+	static const char *const exact[] = {
+		"[18446744073709551616,-9223372036854775809]",
+		"{\"a\":100000000000000000000000000000000000000,\"b\":[-99999999999999999999]}",
+		"[18446744073709551615,-9223372036854775808,9223372036854775808]",
+	};
+	char zeros[402];
+	int64_t i = 0;
+
+	for (size_t k = 0; k < sizeof exact / sizeof exact[0]; k++) {
+		struct json_object *o = parse(exact[k]);
+		size_t len = 0;
+		const char *text = o ? jsonx_dump(o, &len) : "";
+		is_str(text, exact[k], "an integer beyond 64 bits is written back as it was sent");
+		json_object_put(o);
+	}
+	struct json_object *o = parse("[18446744073709551616,-18446744073709551616]");
+	ok(jsonx_integer(json_object_array_get_idx(o, 0), &i) && i == INT64_MAX,
+	   "2^64 is still an integer beyond any range (INT64_MAX)");
+	ok(jsonx_integer(json_object_array_get_idx(o, 1), &i) && i == INT64_MIN,
+	   "-2^64 is still an integer beyond any range (INT64_MIN)");
+	json_object_put(o);
+
+	zeros[0] = '1';
+	memset(zeros + 1, '0', 400);
+	zeros[401] = '\0';
+	is_str(ERR(zeros), "Invalid JSON: number out of range", "a 401-digit integer is out of range, like 1e400");
+}
+
 static void test_types_and_dump(void)
 {
 	struct json_object *o = parse("{\"s\":\"x\",\"i\":1,\"d\":1.5,\"b\":false,\"n\":null,\"a\":[],\"o\":{}}");
@@ -245,6 +277,7 @@ int main(void)
 	test_accepts();
 	test_rejects();
 	test_numbers();
+	test_wide_integers();
 	test_types_and_dump();
 	return done_testing();
 }

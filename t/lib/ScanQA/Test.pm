@@ -17,10 +17,12 @@ use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Select;
 use IO::Socket::INET;
+use IO::Socket::UNIX;
 use JSON::PP;
 use POSIX qw(WNOHANG);
 use Scalar::Util qw(weaken);
 use Test::More ();
+use Test2::API ();
 use Time::HiRes qw(sleep time);
 
 =head1 NAME
@@ -69,9 +71,10 @@ migrations_dir and socket_group replaced, then the C<conf> overrides applied
 =item * C<scanqa serve>, its stderr in C<daemon.log>.
 
 =item * C<nginx.conf>: pid, error log, temp paths and access log in the
-directory, C<listen 127.0.0.1:PORT> on a free port, and inside the server
-block an include of the production snippet (C<conf/nginx/scanqa.conf>) with
-only the socket path replaced.
+directory, C<listen 127.0.0.1:PORT> on a free port, in the http block an
+include of C<conf/nginx/scanqa-http.conf> (the rate limit zone) as it is, and
+inside the server block an include of the production snippet
+(C<conf/nginx/scanqa.conf>) with only the socket path replaced.
 
 =back
 
@@ -85,12 +88,15 @@ invoking user and socket_group is left empty.
 =head1 ENVIRONMENT
 
 C<SCANQA_BIN> (daemon binary, default ./scanqa), C<SCANQA_CONF> (config
-template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_SQL_DIR> (migrations; demo data in
+template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_NGINX_HTTP_CONF> (the http-context
+part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
 C<valgrind -q --trace-children=yes>. C<SCANQA_KEEP>: keep the temp directory.
 C<NGINX>: the nginx binary (default /usr/sbin/nginx). C<SCANQA_TEST_TIMEOUT>:
 seconds a test file may run before it fails (default 600).
+C<SCANQA_SANITIZE> (set by C<script/test --sanitizers>) or C<SCANQA_WRAPPER>:
+see L</MEMORY ERRORS>.
 
 =head1 METHODS
 
@@ -101,15 +107,38 @@ seconds a test file may run before it fails (default 600).
 With C<< start => 0 >> nothing is started (call C<start> later), which lets
 a test prepare the database first.
 
-=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...})
+=item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr, timeout => $s)
 
 Sends one HTTP/1.1 request (Connection: close) to nginx and returns
 C<{status, headers, body, json}>: headers are lowercased names (repeated ones
 joined with ", "), json is the decoded body or undef. C<json> sets
 Content-Type: application/json unless C<headers> sets it; a header given as
-undef is not sent at all. request_start() sends and returns the socket,
+undef is not sent at all. C<from> connects from that local address (e.g.
+127.0.0.2, to be a client other than 127.0.0.1); C<timeout> (default 60 s)
+bounds the wait for the answer. request_start() sends and returns the socket,
 request_finish($sock) reads the response: two requests can be in flight at
-once. raw_request($bytes) sends bytes as they are.
+once. raw_request($bytes) sends bytes as they are; raw_request($bytes,
+from => $addr) connects from that address too.
+
+=item fcgi_request(method => $m, uri => $raw_uri, headers => [Name => value, ...], body => $bytes, content_length => $n, params => [NAME => value, ...])
+
+Talks FastCGI straight to the daemon's socket, bypassing nginx, to test the
+daemon's own defences with what nginx would never pass on (a duplicate
+Authorization header, a NUL in the URI, a Content-Length that does not match
+the body). The params are those nginx's fastcgi_params would send; headers
+become HTTP_* params in order (repeats allowed); content_length undef leaves
+CONTENT_LENGTH out; params are appended as they are. Returns the same hash as
+request().
+
+=item db_fingerprint(org => $org_id)
+
+A hashref of every table in schema public to "N rows, md5 ...", computed as
+the superuser over every row as jsonb, in a stable order. Two equal
+fingerprints mean no row was added, removed or changed. api_tokens'
+last_used_at is left out: authentication updates it at most once a minute
+(see qa_authenticate), so any authenticated request may write it. With
+C<org>, tables that have an org_id column count only that organization's
+rows (what another organization must not be able to change).
 
 =item dbh, app_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
 
@@ -128,15 +157,44 @@ make_token adds another token (columns such as expires_at, revoked_at may be
 given). make_inspection defaults to status in_progress. load_demo runs
 sql/demo/demo_data.sql as the schema owner.
 
-=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
+=item status
+
+The daemon's status page, GET /scanqa/status, decoded; croaks unless it answers 200.
+
+=item wait_workers_ready($n), reload(%conf), fastcgi_request($path, %params)
+
+wait_workers_ready waits until the status page shows $n workers (default: the
+configured number) idle or busy, and returns the page (undef after the guard
+timeout): new() returns as soon as one worker answers.
+
+reload rewrites the config like rewrite_conf, sends SIGHUP, and waits until the
+status page shows a new config generation that every worker runs; it returns
+that generation, or undef after the guard timeout. fastcgi_request sends one
+FastCGI request straight to the daemon's socket (no nginx) with exactly the
+given params, and returns the raw CGI answer ("Status: ..." headers, body);
+fcgi_request (above) is the one for bodies and repeated headers.
+
+=item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_access_log, pg_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
 ($?). nginx_alerts returns the [alert], [crit] and [emerg] lines of nginx's
 error log, daemon_errors the memory errors valgrind or the sanitizers reported
+(pg_log is the server log of a private cluster, '' with the shared one)
 in the daemon's log; test files end by checking that both are empty, after
 stopping the daemon (leaks are reported at exit).
 
 =back
+
+=head1 MEMORY ERRORS
+
+Test files end by stopping the daemon and checking daemon_errors (see above).
+When the daemon is an ASan/UBSan build (C<SCANQA_SANITIZE>, which
+C<script/test --sanitizers> sets) or runs under a wrapper such as valgrind
+(C<SCANQA_WRAPPER>), the harness makes sure of it: when a test file calls
+done_testing (or completes its plan), every daemon still running is stopped (so
+that leaks are reported at its exit) and an assertion that daemon_errors is
+empty is added. A test file therefore fails on any report, whichever request
+caused it, even if it forgot the check.
 
 =cut
 
@@ -149,6 +207,7 @@ sub root { $ROOT }
 sub _bin     { $ENV{SCANQA_BIN} // "$ROOT/scanqa" }
 sub _conf    { $ENV{SCANQA_CONF} // "$ROOT/conf/scanqa.conf" }
 sub _snippet { $ENV{SCANQA_NGINX_SNIPPET} // "$ROOT/conf/nginx/scanqa.conf" }
+sub _http_conf { $ENV{SCANQA_NGINX_HTTP_CONF} // "$ROOT/conf/nginx/scanqa-http.conf" }
 sub _sqldir  { $ENV{SCANQA_SQL_DIR} // "$ROOT/sql" }
 sub _nginx   { $ENV{NGINX} // '/usr/sbin/nginx' }
 
@@ -593,6 +652,8 @@ sub _write_nginx_conf {
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
 	_spew("$d/scanqa-nginx.conf", $snippet);
+	# The http-context part (rate limit zone) is used verbatim.
+	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
 	# The snippet's "include fastcgi_params" is relative to this config's directory.
 	copy('/etc/nginx/fastcgi_params', "$d/fastcgi_params") or croak "copy fastcgi_params: $!";
 
@@ -610,7 +671,8 @@ pid $d/nginx.pid;
 error_log $d/nginx-error.log info;
 
 events {
-    worker_connections 256;
+    # Room for the load tests: each request in flight holds two connections.
+    worker_connections 1024;
 }
 
 http {
@@ -621,6 +683,8 @@ http {
     uwsgi_temp_path $d/nginx-tmp/uwsgi;
     scgi_temp_path $d/nginx-tmp/scgi;
     default_type application/octet-stream;
+
+    include $d/scanqa-http.conf;
 
     server {
         listen 127.0.0.1:$self->{port};
@@ -679,6 +743,10 @@ sub stop_nginx {
 }
 
 sub nginx_error_log { _slurp("$_[0]{dir}/nginx-error.log") }
+sub nginx_access_log { _slurp("$_[0]{dir}/nginx-access.log") }
+
+# The PostgreSQL server log of a private cluster (private_pg); '' otherwise.
+sub pg_log { $_[0]{pgbase} ? _slurp("$_[0]{pgbase}/postgresql.log") : '' }
 
 sub nginx_alerts {
 	my ($self) = @_;
@@ -713,12 +781,14 @@ sub _build_request {
 
 sub request_start {
 	my ($self, $method, $path, %o) = @_;
-	return $self->raw_request_start($self->_build_request($method, $path, %o));
+	my $from = delete $o{from};
+	return $self->raw_request_start($self->_build_request($method, $path, %o), from => $from);
 }
 
 sub raw_request_start {
-	my ($self, $bytes) = @_;
-	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp')
+	my ($self, $bytes, %o) = @_;
+	my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $self->{port}, Proto => 'tcp',
+		($o{from} ? (LocalAddr => $o{from}) : ()))
 		or croak "cannot connect to nginx on port $self->{port}: $!";
 	local $SIG{PIPE} = 'IGNORE';
 	my $off = 0;
@@ -756,12 +826,140 @@ sub request_finish {
 
 sub request {
 	my ($self, $method, $path, %o) = @_;
-	return $self->request_finish($self->request_start($method, $path, %o));
+	my $timeout = delete $o{timeout};
+	return $self->request_finish($self->request_start($method, $path, %o), timeout => $timeout);
+}
+
+# The daemon's status page (GET /scanqa/status) as decoded JSON; croaks unless 200.
+sub status {
+	my ($self) = @_;
+	my $r = $self->request(GET => '/scanqa/status');
+	croak "GET /scanqa/status answered $r->{status}: $r->{body}" unless $r->{status} == 200 && $r->{json};
+	return $r->{json};
 }
 
 sub raw_request {
-	my ($self, $bytes) = @_;
-	return $self->request_finish($self->raw_request_start($bytes));
+	my ($self, $bytes, %o) = @_;
+	return $self->request_finish($self->raw_request_start($bytes, %o), %o);
+}
+
+# ---- FastCGI, straight to the daemon ----------------------------------------------
+
+use constant {
+	FCGI_BEGIN_REQUEST => 1, FCGI_END_REQUEST => 3, FCGI_PARAMS => 4,
+	FCGI_STDIN => 5, FCGI_STDOUT => 6, FCGI_STDERR => 7, FCGI_RESPONDER => 1,
+};
+
+sub _fcgi_record {
+	my ($type, $content) = @_;
+	my $out = '';
+	# An empty record ends a stream; longer content is split at 65535 bytes.
+	do {
+		my $part = substr $content, 0, 65535, '';
+		my $pad = (8 - length($part) % 8) % 8;
+		$out .= pack('CCnnCC', 1, $type, 1, length $part, $pad, 0) . $part . ("\0" x $pad);
+	} while (length $content);
+	return $out;
+}
+
+sub _fcgi_len {
+	my ($n) = @_;
+	return $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000);
+}
+
+sub fcgi_request {
+	my ($self, %o) = @_;
+	my $body = $o{body} // '';
+	my @p = (
+		REQUEST_METHOD => $o{method} // 'GET', REQUEST_URI => $o{uri} // '/',
+		SERVER_PROTOCOL => 'HTTP/1.1', GATEWAY_INTERFACE => 'CGI/1.1',
+		REMOTE_ADDR => '127.0.0.1', REQUEST_ID => sprintf('%032x', int rand 2**31),
+	);
+	my $cl = exists $o{content_length} ? $o{content_length} : length $body;
+	push @p, CONTENT_LENGTH => $cl if defined $cl;
+	my @h = @{ $o{headers} // [] };
+	while (my ($k, $v) = splice @h, 0, 2) {
+		(my $name = uc $k) =~ tr/-/_/;
+		$name = $name eq 'CONTENT_TYPE' ? $name : "HTTP_$name";
+		push @p, $name => $v;
+	}
+	push @p, @{ $o{params} // [] };
+	my $params = '';
+	while (my ($k, $v) = splice @p, 0, 2) {
+		$params .= _fcgi_len(length $k) . _fcgi_len(length $v) . $k . $v;
+	}
+	my $req = pack('CCnnCC', 1, FCGI_BEGIN_REQUEST, 1, 8, 0, 0) . pack('nCx5', FCGI_RESPONDER, 0)
+		. _fcgi_record(FCGI_PARAMS, $params) . _fcgi_record(FCGI_PARAMS, '')
+		. (length $body ? _fcgi_record(FCGI_STDIN, $body) : '') . _fcgi_record(FCGI_STDIN, '');
+
+	my $s = IO::Socket::UNIX->new(Peer => $self->socket_path, Type => SOCK_STREAM)
+		or croak "cannot connect to " . $self->socket_path . ": $!";
+	{
+		local $SIG{PIPE} = 'IGNORE';
+		my $off = 0;
+		while ($off < length $req) {
+			my $n = syswrite $s, $req, 65536, $off;
+			if (!defined $n) {
+				next if $! == EINTR;
+				last;
+			}
+			$off += $n;
+		}
+	}
+	my ($buf, $stdout, $ended) = ('', '', 0);
+	my $sel = IO::Select->new($s);
+	my $deadline = time + ($o{timeout} // 60);
+	while (!$ended) {
+		my $left = $deadline - time;
+		croak "no FastCGI END_REQUEST within the timeout" if $left <= 0;
+		next unless $sel->can_read($left);
+		my $n = sysread $s, $buf, 65536, length $buf;
+		if (!defined $n) {
+			next if $! == EINTR || $! == EAGAIN;
+			last;
+		}
+		last if $n == 0;
+		while (length $buf >= 8) {
+			my ($ver, $type, $id, $len, $pad) = unpack 'CCnnC', $buf;
+			last if length $buf < 8 + $len + $pad;
+			my $content = substr $buf, 8, $len;
+			substr($buf, 0, 8 + $len + $pad) = '';
+			$stdout .= $content if $type == FCGI_STDOUT;
+			$ended = 1 if $type == FCGI_END_REQUEST;
+		}
+	}
+	close $s;
+	my ($head, $resp_body) = split /\r?\n\r?\n/, $stdout, 2;
+	my %h;
+	for (split /\r?\n/, $head // '') {
+		my ($k, $v) = /^([^:]+):\s*(.*)$/ or next;
+		$k = lc $k;
+		$h{$k} = exists $h{$k} ? "$h{$k}, $v" : $v;
+	}
+	my ($status) = ($h{status} // '') =~ /^(\d{3})/;
+	my $json = eval { JSON::PP->new->utf8->allow_nonref->decode($resp_body // '') };
+	return { status => $status // ($ended ? 200 : 0), headers => \%h, body => $resp_body // '',
+		json => $json, raw => $stdout, ended => $ended };
+}
+
+# ---- database fingerprint ---------------------------------------------------------
+
+sub db_fingerprint {
+	my ($self, %o) = @_;
+	my $tables = $self->dbh->selectall_arrayref(q{
+		SELECT c.relname,
+		       EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id'
+		                  AND NOT a.attisdropped)
+		  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1});
+	my $org = defined $o{org} ? $self->dbh->quote($o{org}) : undef;
+	my $sql = join ' UNION ALL ', map {
+		my ($table, $scoped) = @$_;
+		my $row = $table eq 'api_tokens' ? "(to_jsonb(t) - 'last_used_at')::text" : 'to_jsonb(t)::text';
+		my $where = defined $org && $scoped ? " WHERE t.org_id = ${org}::uuid" : '';
+		"SELECT '$table', count(*), md5(coalesce(string_agg($row, E'\\n' ORDER BY $row), '')) FROM public.\"$table\" t$where"
+	} @$tables;
+	return { map { $_->[0] => "$_->[1] rows, md5 $_->[2]" } @{ $self->dbh->selectall_arrayref($sql) } };
 }
 
 sub _parse_response {
@@ -805,6 +1003,76 @@ sub wait_health {
 	return 0;
 }
 
+# Waits until the status page shows $n workers (default: the config's
+# "workers") ready, idle or busy; returns the page, or undef after the guard
+# timeout (default 30 s). new() returns once one worker answers.
+sub wait_workers_ready {
+	my ($self, $n, $timeout) = @_;
+	$n //= $self->{conf_overrides}{workers} // 4;
+	my $deadline = time + ($timeout // 30);
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		return $s if $s && $s->{worker_states}{idle} + $s->{worker_states}{busy} == $n;
+		sleep 0.02;
+	}
+	return undef;
+}
+
+# Rewrites the config (as rewrite_conf), sends SIGHUP and waits until the
+# status page shows the next config generation and every worker runs it.
+# Returns that generation, or undef when the guard timeout (default 30 s) passes.
+sub reload {
+	my ($self, %o) = @_;
+	my $timeout = delete $o{timeout} // 30;
+	my $gen = $self->status->{master}{config_generation};
+	$self->rewrite_conf(%o);
+	$self->signal_daemon('HUP');
+	my $deadline = time + $timeout;
+	while (time < $deadline) {
+		my $s = eval { $self->status };
+		if ($s && $s->{master}{config_generation} > $gen) {
+			my @w = @{ $s->{workers} };
+			return $s->{master}{config_generation}
+				if @w && !grep { $_->{config_generation} != $s->{master}{config_generation} } @w;
+		}
+		sleep 0.05;
+	}
+	return undef;
+}
+
+# Sends one FastCGI request straight to the daemon's socket, bypassing nginx,
+# with exactly the params given (plus REQUEST_METHOD GET and REQUEST_URI $path
+# unless given). Returns the raw CGI answer: "Status: ...\r\n...\r\n\r\nbody".
+sub fastcgi_request {
+	my ($self, $path, %params) = @_;
+	my $s = IO::Socket::UNIX->new(Peer => $self->socket_path) or croak "connect to the daemon: $!";
+	my $rec = sub {
+		my ($type, $content) = @_;
+		return pack('CCnnCC', 1, $type, 1, length $content, 0, 0) . $content;
+	};
+	my $len = sub { my $n = length $_[0]; $n < 128 ? pack('C', $n) : pack('N', $n | 0x80000000) };
+	my %p = (REQUEST_METHOD => 'GET', REQUEST_URI => $path, %params);
+	my $body = join '', map { $len->($_) . $len->($p{$_}) . $_ . $p{$_} } sort keys %p;
+	croak "FastCGI params too long for this client" if length $body > 65535;
+	# BEGIN_REQUEST (role responder, no keep-alive), PARAMS, end of PARAMS, empty STDIN.
+	print {$s} $rec->(1, pack('nCx5', 1, 0)), $rec->(4, $body), $rec->(4, ''), $rec->(5, '');
+	my ($in, $buf, $out) = ('', '', '');
+	my $sel = IO::Select->new($s);
+	my $deadline = time + 30;
+	while (time < $deadline && $sel->can_read(1)) {
+		my $n = sysread $s, $buf, 65536;
+		last if !$n;
+		$in .= $buf;
+	}
+	close $s;
+	while (length $in >= 8) {
+		my (undef, $type, undef, $clen, $pad) = unpack 'CCnnC', $in;
+		$out .= substr($in, 8, $clen) if $type == 6;    # FCGI_STDOUT
+		substr($in, 0, 8 + $clen + $pad, '');
+	}
+	return $out;
+}
+
 # ---- cleanup --------------------------------------------------------------------
 
 sub cleanup {
@@ -833,6 +1101,27 @@ sub cleanup {
 sub DESTROY { $_[0]->cleanup }
 
 END { $_->cleanup for grep { defined } @LIVE }
+
+# ---- memory errors ---------------------------------------------------------------
+
+# Stops the daemon (leaks are reported at exit) and asserts that it reported no
+# memory error. Once per object; objects whose test already stopped the daemon
+# and checked are checked again, which costs nothing.
+sub _check_memory_errors {
+	my ($self) = @_;
+	return if $self->{memory_checked}++ || $self->{owner_pid} != $$;
+	$self->stop_nginx;
+	$self->stop_daemon;
+	my $errors = $self->daemon_errors;
+	Test::More::is($errors, '', 'the daemon reported no memory errors (sanitizers or valgrind)')
+		or Test::More::diag(_tail($self->daemon_log, 80));
+}
+
+if ($ENV{SCANQA_SANITIZE} || $ENV{SCANQA_WRAPPER}) {
+	Test2::API::test2_add_callback_testing_done(sub {
+		$_->_check_memory_errors for grep { defined } @LIVE;
+	});
+}
 
 # ---- files ----------------------------------------------------------------------
 
