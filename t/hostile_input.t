@@ -29,14 +29,16 @@ use Encode qw(decode);
 use JSON::PP;
 use MIME::Base64 qw(encode_base64);
 use Test::More;
-use Time::HiRes qw(time);
 
 use ScanQA::Test;
 
 # Some case names hold non-ASCII characters.
 binmode Test::More->builder->$_, ':encoding(UTF-8)' for qw(output failure_output todo_output);
 
-my $t = ScanQA::Test->new(conf => { workers => 2, max_requests => 0 });
+# statement_timeout 1000: an injected pg_sleep(3) that ran would be cancelled and
+# answered 503 "busy" instead of the 404 the SQL section expects, so injection is
+# caught by the answer itself, with no timed assertion.
+my $t = ScanQA::Test->new(conf => { workers => 2, max_requests => 0, statement_timeout => 1000 });
 
 my $org = $t->make_org('Hostile Input Warehouse');
 my $inspector = $t->make_user($org, 'qa_inspector');
@@ -227,7 +229,6 @@ sub refused {
 		unless ref $r->{json} eq 'HASH' && defined $r->{json}{error} && !ref $r->{json}{error};
 	push @problems, "the error is not \"$o{error}\""
 		if defined $o{error} && ($r->{json}{error} // '') ne $o{error};
-	push @problems, sprintf('took %.1f s', $r->{elapsed}) if $o{max_seconds} && ($r->{elapsed} // 0) > $o{max_seconds};
 	my $now = $t->db_fingerprint;
 	my @changed = grep { ($now->{$_} // '') ne ($fingerprint->{$_} // '') } sort keys %{ { %$now, %$fingerprint } };
 	push @problems, "tables changed: @changed" if @changed;
@@ -297,12 +298,9 @@ sub accepted {
 sub send_to {
 	my ($ep, %o) = @_;
 	my %h = ('Content-Type' => 'application/json', %{ $o{headers} // {} });
-	my $t0 = time;
-	my $r = $t->request($o{method} // $ep->{method}, $o{path} // path_of($ep),
+	return $t->request($o{method} // $ep->{method}, $o{path} // path_of($ep),
 		(exists $o{token} ? (defined $o{token} ? (token => $o{token}) : ()) : ($ep->{auth} ? (token => $TOKEN) : ())),
 		(defined $o{body} ? (body => $o{body}) : ()), headers => \%h);
-	$r->{elapsed} = time - $t0;
-	return $r;
 }
 
 # Encodes a body with one field replaced by raw JSON text (which may be invalid
@@ -487,8 +485,8 @@ for my $ep (@BODY_ENDPOINTS) {
 # ---- 4. SQL metacharacters ---------------------------------------------------------
 
 # Sent as data in every string field. With an unknown target the request reaches
-# SQL and is refused there (404); nothing is interpreted, so nothing changes and
-# nothing waits (pg_sleep would show as a slow answer).
+# SQL and is refused there (404); nothing is interpreted, so nothing changes (an
+# executed pg_sleep would hit the 1 s statement_timeout and answer 503 instead).
 my @SQL = (
 	q{'}, q{''}, q{' OR '1'='1}, q{' OR 1=1 --}, q{'; DROP TABLE quality_inspections; --},
 	q{"; DROP TABLE "users"; --}, q{'); DELETE FROM quality_audit_log; --}, q{\'; SELECT pg_sleep(3); --},
@@ -506,9 +504,8 @@ for my $ep (grep { $_->{unknown} } @BODY_ENDPOINTS) {
 			my $text = $JSON->encode($body);
 			my $r = send_to($ep, body => $text, path => $ep->{unknown_path});
 			# In a sync payload a valid string reaches SQL: the action fails there.
-			judge($f, "$n, $f->[0] = $sql", $r, $text, max_seconds => 2,
+			judge($f, "$n, $f->[0] = $sql", $r, $text,
 				action_error => qr/^(?:Inspection not found|Validation failed: payload\.)/);
-			ok($r->{elapsed} < 2, "$n, $f->[0] = $sql: answered at once") if ($f->[2] // '') eq 'action';
 		}
 	}
 }
