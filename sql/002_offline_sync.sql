@@ -131,6 +131,33 @@ BEGIN
 END
 $fn$;
 
+-- qa_sync_queue: writes one scanner_offline_queue row: the action as sent and
+-- its outcome. The error message carries the database's reason (p_detail) in
+-- parentheses when there is one; the client only ever sees p_error.
+CREATE FUNCTION qa_sync_queue(
+	p_org    uuid,
+	p_user   uuid,
+	p_type   text,
+	p_action jsonb,
+	p_device text,
+	p_local  timestamptz,
+	p_status text,
+	p_error  text,
+	p_detail text)
+RETURNS void
+LANGUAGE sql
+VOLATILE
+SECURITY INVOKER
+SET search_path = public, pg_temp
+AS $fn$
+	INSERT INTO scanner_offline_queue
+		(org_id, user_id, action_type, action_payload, device_id,
+		 created_at_local, sync_status, error_message)
+	VALUES
+		(p_org, p_user, p_type, p_action, p_device, p_local, p_status,
+		 CASE WHEN p_detail IS NULL THEN p_error ELSE p_error || ' (' || p_detail || ')' END)
+$fn$;
+
 -- qa_sync_busy_state: true for the SQLSTATEs of a lock that could not be had in
 -- time, a deadlock or a serialization failure: resending the batch may succeed.
 CREATE FUNCTION qa_sync_busy_state(p_state text)
@@ -225,13 +252,7 @@ BEGIN
 		END;
 	END IF;
 
-	INSERT INTO scanner_offline_queue
-		(org_id, user_id, action_type, action_payload, device_id,
-		 created_at_local, sync_status, error_message)
-	VALUES
-		(p_org, p_user, 'quick_inspection', p_action, p_device,
-		 v_local, v_status,
-		 CASE WHEN v_detail IS NULL THEN v_error ELSE v_error || ' (' || v_detail || ')' END);
+	PERFORM qa_sync_queue(p_org, p_user, 'quick_inspection', p_action, p_device, v_local, v_status, v_error, v_detail);
 
 	sync_status := v_status;
 	error := v_error;
@@ -340,13 +361,7 @@ BEGIN
 		END;
 	END IF;
 
-	INSERT INTO scanner_offline_queue
-		(org_id, user_id, action_type, action_payload, device_id,
-		 created_at_local, sync_status, error_message)
-	VALUES
-		(p_org, p_user, 'test_result', p_action, p_device,
-		 v_local, v_status,
-		 CASE WHEN v_detail IS NULL THEN v_error ELSE v_error || ' (' || v_detail || ')' END);
+	PERFORM qa_sync_queue(p_org, p_user, 'test_result', p_action, p_device, v_local, v_status, v_error, v_detail);
 
 	sync_status := v_status;
 	error := v_error;
@@ -394,14 +409,10 @@ BEGIN
 		PERFORM set_config('scanqa.org_id', p_org::text, true);
 	END IF;
 
-	INSERT INTO scanner_offline_queue
-		(org_id, user_id, action_type, action_payload, device_id,
-		 created_at_local, sync_status, error_message)
-	VALUES
-		(p_org, p_user, v_type, p_action, p_device,
-		 timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
+	PERFORM qa_sync_queue(p_org, p_user, v_type, p_action, p_device,
+		timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
 			+ (p_local_us % 1000000) * interval '1 microsecond',
-		 'failed', p_error);
+		'failed', p_error, NULL);
 	RETURN 'failed';
 END
 $fn$;
@@ -412,6 +423,7 @@ GRANT SELECT, INSERT ON quality_test_results TO scanqa_app;
 
 REVOKE ALL ON FUNCTION qa_sync_begin(uuid, uuid) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_busy_state(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_queue(uuid, uuid, text, jsonb, text, timestamptz, text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
 	text, integer, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text,
@@ -420,6 +432,7 @@ REVOKE ALL ON FUNCTION qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, t
 	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION qa_sync_begin(uuid, uuid) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_busy_state(text) TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_queue(uuid, uuid, text, jsonb, text, timestamptz, text, text, text) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
 	text, integer, text) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text,
