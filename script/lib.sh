@@ -11,10 +11,11 @@ SCANQA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Everything needed to build, serve and test, as Debian 12 package names.
 SCANQA_PACKAGES=(
 	build-essential autoconf automake pkg-config
-	libfcgi-dev libjson-c-dev libpq-dev libssl-dev
+	libfcgi-dev libjson-c-dev libpq-dev libssl-dev libqrencode-dev libpng-dev
 	postgresql nginx
 	libdbd-pg-perl libjson-perl
 	curl procps valgrind clang libclang-rt-14-dev
+	zbar-tools
 )
 
 PG_BINDIR=${PG_BINDIR:-/usr/lib/postgresql/15/bin}

@@ -1,10 +1,12 @@
-/* main.c: command line: serve, migrate, issue-token, check-config. */
+/* main.c: command line: serve, migrate, issue-token, check-config, and the operator's
+ * commands of admin.c (token, user, import, export). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <libpq-fe.h>
 
+#include "admin.h"
 #include "conf.h"
 #include "log.h"
 #include "master.h"
@@ -23,6 +25,11 @@ static void usage(FILE *out)
 		"  migrate        apply pending database migrations (as admin_conninfo)\n"
 		"  issue-token    create an API token for a user; prints it once\n"
 		"                 (run 'scanqa issue-token --help' for its options)\n"
+		"  token list|revoke             list API tokens, revoke them\n"
+		"  user add|deactivate|activate|set-role|list   manage users\n"
+		"  import lps|inspections FILE   load the warehouse system's CSV\n"
+		"  export inspections|audit      write results as CSV or JSON lines\n"
+		"                 (see scanqa(8) for every command's options)\n"
 		"  check-config   validate the config file and print the settings\n"
 		"  version        print the version\n"
 		"\n"
@@ -105,6 +112,8 @@ int main(int argc, char **argv)
 			conf_dump(&c);
 			fprintf(stderr, "%s: OK\n", path);
 		}
+	} else if (admin_dispatch(&c, cmd, argc - i, argv + i, &rc)) {
+		/* token, user, import, export: src/admin.c */
 	} else {
 		fprintf(stderr, "scanqa: unknown command \"%s\"\n", cmd);
 		usage(stderr);

@@ -11,6 +11,7 @@
 
 #include <libpq-fe.h>
 
+#include "admin.h"
 #include "conf.h"
 #include "log.h"
 #include "migrate.h"
@@ -23,51 +24,6 @@
 #define MIGRATE_MAX_FILE (16L * 1024 * 1024)
 
 /* ---- PostgreSQL helpers ------------------------------------------------------ */
-
-/* libpq notices (WARNING and above, see client_min_messages) go to the log as
- * one line each instead of raw to stderr. */
-static void notice_to_log(void *arg, const char *message)
-{
-	size_t len = strlen(message);
-
-	(void)arg;
-	while (len > 0 && message[len - 1] == '\n')
-		len--;
-	log_warn("postgres: %.*s", (int)len, message);
-}
-
-/* Connects as the schema owner. Returns NULL (after logging why) on failure. */
-static PGconn *connect_owner(const struct conf *c)
-{
-	const char *conninfo = c->admin_conninfo;
-	char timeout[16];
-	PGconn *conn;
-
-	if (conninfo == NULL || conninfo[0] == '\0') {
-		log_warn("admin_conninfo is not set; migrating with conninfo, whose role "
-			 "will then own the schema");
-		conninfo = c->conninfo ? c->conninfo : "";
-	}
-	snprintf(timeout, sizeof timeout, "%d", c->connect_timeout_s > 0 ? c->connect_timeout_s : 10);
-	{
-		/* Entries before "dbname" are defaults the conninfo string may override. */
-		const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-		const char *vals[] = { timeout, "scanqa-migrate", conninfo, NULL };
-
-		conn = PQconnectdbParams(keys, vals, 1);
-	}
-	if (conn == NULL) {
-		log_error("migrate: out of memory connecting to PostgreSQL");
-		return NULL;
-	}
-	if (PQstatus(conn) != CONNECTION_OK) {
-		log_error("migrate: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-		PQfinish(conn);
-		return NULL;
-	}
-	PQsetNoticeProcessor(conn, notice_to_log, NULL);
-	return conn;
-}
 
 /* Runs one parameterless command and checks that it succeeded. */
 static bool exec_ok(PGconn *conn, const char *sql)
@@ -358,10 +314,7 @@ int migrate_run(const struct conf *c)
 	}
 	if (!list_migrations(c->migrations_dir, &files))
 		return 1;
-	if ((conn = connect_owner(c)) == NULL)
-		goto out;
-
-	if (!exec_ok(conn, "SET client_min_messages = warning"))
+	if ((conn = admin_connect(c, "migrate")) == NULL)
 		goto out;
 	/* Held until the connection closes; a second run waits here, then finds
 	 * everything applied. */

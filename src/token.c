@@ -5,6 +5,7 @@
  * Usage:
  *   scanqa [-c FILE] issue-token --email EMAIL [--expires-days N] [--label TEXT]
  *          [--create-user --org NAME --role ROLE [--name DISPLAY]]
+ *          [--qr] [--qr-png FILE]
  *
  *   --email EMAIL      the user the token authenticates as (case-insensitive)
  *   --expires-days N   the token expires N days from now (1..36500); default never
@@ -14,11 +15,14 @@
  *                      qa_inspector, qa_manager, admin, owner, viewer or operator;
  *                      DISPLAY defaults to EMAIL. If the user already exists in
  *                      that organization with that role, it simply gets a token.
+ *   --qr               after the token's line, print it as a QR code for a terminal
+ *                      (qr.c), for a scanner to sign in by scanning the screen
+ *   --qr-png FILE      also write the QR code as a PNG image to FILE (mode 0600)
  *
  * --help prints this usage. Options take their value as the next argument or
  * after "=". The token goes to stdout, alone on its line; what was done goes to
  * stderr. Connects with admin_conninfo. Exit status: 0 done, 1 failed, 2 bad
- * arguments.
+ * arguments. Writes audit rows for the user it creates and the token it issues.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -31,9 +35,13 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "admin.h"
 #include "conf.h"
 #include "log.h"
+#include "qr.h"
 #include "token.h"
+
+#define CMD "issue-token"
 
 #define TOKEN_PREFIX "sqa_"
 #define TOKEN_RANDOM_BYTES 32
@@ -51,57 +59,23 @@ struct token_args {
 	const char *role;
 	const char *name;
 	const char *expires_days; /* validated digits, or NULL */
+	const char *qr_png;       /* --qr-png FILE, or NULL */
 	bool create_user;
+	bool qr;                 /* --qr */
 	bool help;               /* --help: print usage, do nothing else */
-};
-
-static const char *const user_roles[] = {
-	"qa_inspector", "qa_manager", "admin", "owner", "viewer", "operator", NULL
 };
 
 static void usage(FILE *to)
 {
 	fputs("usage: scanqa [-c FILE] issue-token --email EMAIL [--expires-days N] [--label TEXT]\n"
 	      "                        [--create-user --org NAME --role ROLE [--name DISPLAY]]\n"
-	      "  ROLE is one of qa_inspector, qa_manager, admin, owner, viewer, operator.\n"
+	      "                        [--qr] [--qr-png FILE]\n"
+	      "  ROLE is one of " ADMIN_ROLES ".\n"
 	      "  The token is printed once on stdout; only its SHA-256 is stored.\n",
 	      to);
 }
 
 /* ---- arguments ---------------------------------------------------------------- */
-
-/* Matches argv[*i] against "--name VALUE" or "--name=VALUE". On a match stores the
- * value, advances *i past it and returns true; *bad is set when the value is missing. */
-static bool take_value(int argc, char **argv, int *i, const char *name,
-		       const char **value, bool *bad)
-{
-	const char *a = argv[*i];
-	size_t n = strlen(name);
-
-	if (strncmp(a, name, n) != 0)
-		return false;
-	if (a[n] == '=') {
-		*value = a + n + 1;
-		return true;
-	}
-	if (a[n] != '\0')
-		return false;
-	if (*i + 1 >= argc) {
-		fprintf(stderr, "issue-token: %s needs a value\n", name);
-		*bad = true;
-		return true;
-	}
-	*value = argv[++*i];
-	return true;
-}
-
-static bool valid_role(const char *role)
-{
-	for (const char *const *r = user_roles; *r != NULL; r++)
-		if (strcmp(*r, role) == 0)
-			return true;
-	return false;
-}
 
 /* Fills a from argv; returns false (having said why on stderr) on bad arguments. */
 static bool parse_args(int argc, char **argv, struct token_args *a)
@@ -120,12 +94,15 @@ static bool parse_args(int argc, char **argv, struct token_args *a)
 			return true;
 		} else if (strcmp(argv[i], "--create-user") == 0) {
 			a->create_user = true;
-		} else if (!take_value(argc, argv, &i, "--email", &a->email, &bad) &&
-			 !take_value(argc, argv, &i, "--expires-days", &days, &bad) &&
-			 !take_value(argc, argv, &i, "--label", &a->label, &bad) &&
-			 !take_value(argc, argv, &i, "--org", &a->org, &bad) &&
-			 !take_value(argc, argv, &i, "--role", &a->role, &bad) &&
-			 !take_value(argc, argv, &i, "--name", &a->name, &bad)) {
+		} else if (strcmp(argv[i], "--qr") == 0) {
+			a->qr = true;
+		} else if (!admin_take_value(argc, argv, &i, "--email", &a->email, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--expires-days", &days, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--label", &a->label, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--org", &a->org, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--role", &a->role, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--name", &a->name, &bad, CMD) &&
+			 !admin_take_value(argc, argv, &i, "--qr-png", &a->qr_png, &bad, CMD)) {
 			fprintf(stderr, "issue-token: unknown argument \"%s\"\n", argv[i]);
 			bad = true;
 		}
@@ -159,7 +136,7 @@ static bool parse_args(int argc, char **argv, struct token_args *a)
 			fputs("issue-token: --create-user needs --org NAME and --role ROLE\n", stderr);
 			return false;
 		}
-		if (!valid_role(a->role)) {
+		if (!admin_valid_role(a->role)) {
 			fprintf(stderr, "issue-token: unknown role \"%s\"\n", a->role);
 			return false;
 		}
@@ -237,55 +214,10 @@ static bool make_token(char token[TOKEN_LEN + 1], char hash_hex[65])
 
 /* ---- PostgreSQL ---------------------------------------------------------------- */
 
-static PGconn *connect_owner(const struct conf *c)
-{
-	const char *conninfo = c->admin_conninfo;
-	char timeout[16];
-	PGconn *conn;
-
-	if (conninfo == NULL || conninfo[0] == '\0') {
-		log_warn("admin_conninfo is not set; issuing the token through conninfo");
-		conninfo = c->conninfo ? c->conninfo : "";
-	}
-	snprintf(timeout, sizeof timeout, "%d", c->connect_timeout_s > 0 ? c->connect_timeout_s : 10);
-	{
-		/* Entries before "dbname" are defaults the conninfo string may override. */
-		const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-		const char *vals[] = { timeout, "scanqa-issue-token", conninfo, NULL };
-
-		conn = PQconnectdbParams(keys, vals, 1);
-	}
-	if (conn == NULL) {
-		log_error("issue-token: out of memory connecting to PostgreSQL");
-		return NULL;
-	}
-	if (PQstatus(conn) != CONNECTION_OK) {
-		log_error("issue-token: cannot connect to PostgreSQL: %s", PQerrorMessage(conn));
-		PQfinish(conn);
-		return NULL;
-	}
-	return conn;
-}
-
-/* Runs a parameterised statement; returns its result, or NULL after logging the
- * failure (what names the step). */
-static PGresult *query(PGconn *conn, const char *what, const char *sql, int n,
-		       const char *const *params)
-{
-	PGresult *r = PQexecParams(conn, sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType st = PQresultStatus(r);
-
-	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-		return r;
-	log_error("issue-token: %s failed: %s", what,
-		  r ? PQresultErrorMessage(r) : PQerrorMessage(conn));
-	PQclear(r);
-	return NULL;
-}
-
 /* What the transaction found or made, for the description on stderr. */
 struct issued {
 	char user_id[64];
+	char org_id[64];
 	char token_id[64];
 	char org_name[256];
 	char role[32];
@@ -300,44 +232,14 @@ static void copy_value(char *dst, size_t len, const PGresult *r, int col)
 	snprintf(dst, len, "%s", PQgetisnull(r, 0, col) ? "" : PQgetvalue(r, 0, col));
 }
 
-/* Finds the organization named a->org, creating it when there is none. */
-static bool find_or_create_org(PGconn *conn, const struct token_args *a,
-			       char org_id[64], struct issued *out)
-{
-	const char *p[1] = { a->org };
-	PGresult *r = query(conn, "looking up the organization",
-			    "SELECT id FROM organizations WHERE name = $1 ORDER BY created_at LIMIT 2",
-			    1, p);
-
-	if (r == NULL)
-		return false;
-	if (PQntuples(r) > 1) {
-		log_error("issue-token: more than one organization is named \"%s\"", a->org);
-		PQclear(r);
-		return false;
-	}
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		r = query(conn, "creating the organization",
-			  "INSERT INTO organizations (name) VALUES ($1) RETURNING id", 1, p);
-		if (r == NULL)
-			return false;
-		out->org_created = true;
-	}
-	copy_value(org_id, 64, r, 0);
-	PQclear(r);
-	return true;
-}
-
 /* Finds or (with --create-user) creates the user; fills out. */
 static bool resolve_user(PGconn *conn, const struct token_args *a, struct issued *out)
 {
-	const char *p[4] = { a->email, NULL, NULL, NULL };
-	char org_id[64];
+	const char *p[1] = { a->email };
 	PGresult *r;
 
-	r = query(conn, "looking up the user",
-		  "SELECT u.id, o.name, u.role, u.active"
+	r = admin_query(conn, CMD, "looking up the user",
+		  "SELECT u.id, o.name, u.role, u.active, o.id"
 		  "  FROM users u JOIN organizations o ON o.id = u.org_id"
 		  " WHERE lower(u.email) = lower($1)",
 		  1, p);
@@ -348,6 +250,7 @@ static bool resolve_user(PGconn *conn, const struct token_args *a, struct issued
 		copy_value(out->org_name, sizeof out->org_name, r, 1);
 		copy_value(out->role, sizeof out->role, r, 2);
 		out->inactive = strcmp(PQgetvalue(r, 0, 3), "t") != 0;
+		copy_value(out->org_id, sizeof out->org_id, r, 4);
 		PQclear(r);
 		if (a->create_user &&
 		    (strcmp(out->org_name, a->org) != 0 || strcmp(out->role, a->role) != 0)) {
@@ -365,19 +268,10 @@ static bool resolve_user(PGconn *conn, const struct token_args *a, struct issued
 		return false;
 	}
 
-	if (!find_or_create_org(conn, a, org_id, out))
+	if (!admin_find_org(conn, CMD, a->org, true, out->org_id, &out->org_created) ||
+	    !admin_user_create(conn, CMD, a->email, out->org_id, a->name ? a->name : a->email,
+			       a->role, out->user_id))
 		return false;
-	p[1] = org_id;
-	p[2] = a->name ? a->name : a->email;
-	p[3] = a->role;
-	r = query(conn, "creating the user",
-		  "INSERT INTO users (email, org_id, display_name, role)"
-		  " VALUES ($1, $2::uuid, $3, $4) RETURNING id",
-		  4, p);
-	if (r == NULL)
-		return false;
-	copy_value(out->user_id, sizeof out->user_id, r, 0);
-	PQclear(r);
 	snprintf(out->org_name, sizeof out->org_name, "%s", a->org);
 	snprintf(out->role, sizeof out->role, "%s", a->role);
 	out->user_created = true;
@@ -388,7 +282,7 @@ static bool store_token(PGconn *conn, const struct token_args *a, const char *ha
 			struct issued *out)
 {
 	const char *p[4] = { out->user_id, hash_hex, a->label, a->expires_days };
-	PGresult *r = query(conn, "storing the token",
+	PGresult *r = admin_query(conn, CMD, "storing the token",
 			    "INSERT INTO api_tokens (user_id, token_sha256, label, expires_at)"
 			    " VALUES ($1::uuid, decode($2, 'hex'), $3,"
 			    "         now() + make_interval(days => $4::int))"
@@ -401,7 +295,21 @@ static bool store_token(PGconn *conn, const struct token_args *a, const char *ha
 	copy_value(out->token_id, sizeof out->token_id, r, 0);
 	copy_value(out->expires_at, sizeof out->expires_at, r, 1);
 	PQclear(r);
-	return true;
+
+	const char *q[4] = { a->email, a->label, out->expires_at[0] ? out->expires_at : NULL, NULL };
+	char *new_json = NULL;
+	bool ok;
+
+	r = admin_query(conn, CMD, "describing the token",
+			"SELECT jsonb_build_object('user', $1::text, 'label', $2::text,"
+			"                          'expires_at', $3::text)::text", 3, q);
+	if (r == NULL)
+		return false;
+	new_json = PQgetvalue(r, 0, 0);
+	ok = admin_audit(conn, CMD, out->org_id, "api_token", out->token_id, "token_issue",
+			 NULL, new_json, "API token issued");
+	PQclear(r);
+	return ok;
 }
 
 /* ---- entry point --------------------------------------------------------------- */
@@ -414,6 +322,7 @@ int token_issue_main(const struct conf *c, int argc, char **argv)
 	char hash_hex[65];
 	PGconn *conn = NULL;
 	PGresult *r;
+	FILE *png = NULL;
 	int rc = 1;
 
 	if (!parse_args(argc, argv, &a)) {
@@ -427,30 +336,21 @@ int token_issue_main(const struct conf *c, int argc, char **argv)
 	memset(&out, 0, sizeof out);
 	if (!make_token(token, hash_hex))
 		goto out;
-	if ((conn = connect_owner(c)) == NULL)
+	if ((conn = admin_connect(c, CMD)) == NULL)
 		goto out;
 
-	r = PQexec(conn, "BEGIN");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		log_error("issue-token: BEGIN failed: %s", PQerrorMessage(conn));
-		PQclear(r);
+	if (a.qr_png != NULL && (png = qr_png_open(a.qr_png)) == NULL)
 		goto out;
-	}
-	PQclear(r);
-	if ((r = query(conn, "locking", "SELECT pg_advisory_xact_lock(" TOKEN_LOCK_KEY ")",
+	if (!admin_exec(conn, CMD, "BEGIN"))
+		goto out;
+	if ((r = admin_query(conn, CMD, "locking", "SELECT pg_advisory_xact_lock(" TOKEN_LOCK_KEY ")",
 		       0, NULL)) == NULL)
 		goto out;
 	PQclear(r);
 	if (!resolve_user(conn, &a, &out) || !store_token(conn, &a, hash_hex, &out))
 		goto out;
-	/* A failed transaction's COMMIT answers "ROLLBACK" rather than an error. */
-	r = PQexec(conn, "COMMIT");
-	if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
-		log_error("issue-token: COMMIT failed: %s", PQerrorMessage(conn));
-		PQclear(r);
+	if (!admin_commit(conn, CMD))
 		goto out;
-	}
-	PQclear(r);
 
 	/* Only now is the token usable, so only now is it shown. */
 	if (printf("%s\n", token) < 0 || fflush(stdout) != 0) {
@@ -461,12 +361,28 @@ int token_issue_main(const struct conf *c, int argc, char **argv)
 		out.token_id, a.email, out.user_created ? ", a new user" : "",
 		out.org_name, out.org_created ? ", new" : "", out.role,
 		out.expires_at[0] ? "expiring " : "never expiring", out.expires_at);
+	if (a.qr && !qr_print_terminal(stdout, token))
+		goto issued_unshown;
+	if (png != NULL) {
+		bool written = qr_png_write(png, token);
+
+		png = NULL; /* closed by qr_png_write */
+		if (!written)
+			goto issued_unshown;
+		fprintf(stderr, "wrote the token's QR code to %s\n", a.qr_png);
+	}
 	fputs("The token is shown only this once; only its SHA-256 is stored.\n", stderr);
 	if (out.inactive)
 		fprintf(stderr, "warning: user %s is inactive: the token answers \"User not found\" "
 			"until the user is reactivated.\n", a.email);
 	rc = 0;
+	goto out;
+issued_unshown:
+	log_error(CMD ": token %s was issued but its QR code could not be written; revoke it "
+		  "with \"scanqa token revoke %s\" if it is not used", out.token_id, out.token_id);
 out:
+	if (png != NULL)
+		qr_png_discard(png, a.qr_png);
 	/* Closing the connection rolls back a transaction left open by a failure. */
 	if (conn != NULL)
 		PQfinish(conn);

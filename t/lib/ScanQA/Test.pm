@@ -174,6 +174,13 @@ FastCGI request straight to the daemon's socket (no nginx) with exactly the
 given params, and returns the raw CGI answer ("Status: ..." headers, body);
 fcgi_request (above) is the one for bodies and repeated headers.
 
+=item scanqa(@args), scanqa(\%opts, @args)
+
+Runs the scanqa binary with this test's config (C<scanqa -c CONF @args>), as an
+operator would run an admin command, and returns C<{exit, out, err}>: the exit
+status (0..255) and what it wrote to stdout and stderr. C<%opts>: C<stdin>, a
+file to read standard input from; C<env>, extra environment variables.
+
 =item master_pid, worker_pids, signal_daemon($sig), rewrite_conf(%overrides), stop_daemon, start_daemon, daemon_log, daemon_errors, nginx_error_log, nginx_access_log, pg_log, nginx_alerts, stop_pg, start_pg, wait_health($status)
 
 Process helpers. stop_daemon sends SIGTERM, waits and returns the exit status
@@ -331,6 +338,23 @@ sub _create_db_from_template {
 sub migrate {
 	my ($self) = @_;
 	return $self->_run_logged("$self->{dir}/migrate.log", _bin(), '-c', $self->conf_path, 'migrate');
+}
+
+sub scanqa {
+	my ($self, @args) = @_;
+	my $o = ref $args[0] eq 'HASH' ? shift @args : {};
+	my $n = ++$self->{seq};
+	my ($out, $err) = ("$self->{dir}/scanqa-$n.out", "$self->{dir}/scanqa-$n.err");
+	my $pid = fork // croak "fork: $!";
+	if (!$pid) {
+		open STDIN, '<', $o->{stdin} // '/dev/null' or POSIX::_exit(126);
+		open STDOUT, '>', $out or POSIX::_exit(126);
+		open STDERR, '>', $err or POSIX::_exit(126);
+		$ENV{$_} = $o->{env}{$_} for keys %{ $o->{env} // {} };
+		exec(_bin(), '-c', $self->conf_path, @args) or POSIX::_exit(127);
+	}
+	waitpid $pid, 0;
+	return { exit => $? >> 8, signal => $? & 127, out => _slurp($out), err => _slurp($err) };
 }
 
 sub _run_logged {
