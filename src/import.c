@@ -45,23 +45,21 @@ struct import_kind {
 	const char *const columns[MAX_COLUMNS];
 	int n_required;
 	const char *stage;        /* CREATE TEMP TABLE import_stage (line, columns...) */
+	const char *trim;         /* CREATE TEMP TABLE import_rows: import_stage trimmed */
 	const char *check;        /* rows of (line, column, reason), in line order */
-	const char *apply;        /* one row: inserted, updated */
+	const char *update;       /* one row: how many stored rows it changed */
+	const char *insert;       /* one row: how many rows it added */
 	const char *skipped;      /* rows of (line, key) left as they were, or NULL */
 };
 
-#define LP_CLEAN \
-	"(SELECT line, nullif(btrim(barcode), '') AS barcode," \
-	"        nullif(btrim(product_id), '') AS product_id," \
-	"        nullif(btrim(batch_number), '') AS batch_number," \
-	"        nullif(btrim(quantity), '') AS quantity FROM import_stage)"
-
+/* The staging rows trimmed, as a table of their own: a join condition holding a
+ * function that is not leakproof (btrim) cannot reach into a table under row level
+ * security, so joins on the raw staging columns could not use the (org_id, barcode)
+ * and (org_id, inspection_number) indexes and would hash the organization's every row. */
+#define LP_CLEAN "import_rows"
 #define INSP_CLEAN \
-	"(SELECT s.line, s.inspection_number, s.lp_barcode, s.status, lp.id AS lp_id" \
-	"   FROM (SELECT line, nullif(btrim(inspection_number), '') AS inspection_number," \
-	"                nullif(btrim(lp_barcode), '') AS lp_barcode," \
-	"                lower(nullif(btrim(status), '')) AS status FROM import_stage) s" \
-	"   LEFT JOIN license_plates lp ON lp.org_id = $1::uuid AND lp.barcode = s.lp_barcode)"
+	"(SELECT r.*, lp.id AS lp_id FROM import_rows r" \
+	"   LEFT JOIN license_plates lp ON lp.org_id = $1::uuid AND lp.barcode = r.lp_barcode)"
 
 /* Control characters never belong in a barcode or a number (as the API's barcode rule). */
 #define CONTROL_CHARS "'[\\x01-\\x1f\\x7f]'"
@@ -71,6 +69,12 @@ static const struct import_kind kinds[] = {
 		"lps", { "barcode", "product_id", "batch_number", "quantity", NULL }, 1,
 		"CREATE TEMP TABLE import_stage (line bigint, barcode text, product_id text,"
 		" batch_number text, quantity text) ON COMMIT DROP",
+
+		"CREATE TEMP TABLE import_rows ON COMMIT DROP AS"
+		" SELECT line, nullif(btrim(barcode), '') AS barcode,"
+		"        nullif(btrim(product_id), '') AS product_id,"
+		"        nullif(btrim(batch_number), '') AS batch_number,"
+		"        nullif(btrim(quantity), '') AS quantity FROM import_stage",
 
 		"SELECT s.line, v.col, v.reason"
 		"  FROM (SELECT c.*, min(line) OVER (PARTITION BY barcode) AS first_line"
@@ -98,21 +102,30 @@ static const struct import_kind kinds[] = {
 		"     AND (coalesce(s.product_id, l.product_id), coalesce(s.batch_number, l.batch_number),"
 		"          coalesce(s.quantity::numeric, l.quantity))"
 		"         IS DISTINCT FROM (l.product_id, l.batch_number, l.quantity)"
-		"  RETURNING 1),"
-		" ins AS ("
+		"  RETURNING 1)"
+		" SELECT count(*) FROM upd",
+
+		/* After the UPDATE, a conflict means the row exists: each row costs one probe
+		 * of the unique index, where NOT EXISTS would hash the whole organization. */
+		"WITH ins AS ("
 		"  INSERT INTO license_plates (org_id, barcode, product_id, batch_number, quantity)"
 		"  SELECT $1::uuid, s.barcode, s.product_id, s.batch_number, coalesce(s.quantity::numeric, 0)"
 		"    FROM " LP_CLEAN " s"
-		"   WHERE NOT EXISTS (SELECT 1 FROM license_plates l"
-		"                      WHERE l.org_id = $1::uuid AND l.barcode = s.barcode)"
+		"  ON CONFLICT (org_id, barcode) DO NOTHING"
 		"  RETURNING 1)"
-		" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)",
+		" SELECT count(*) FROM ins",
+
 		NULL,
 	},
 	{
 		"inspections", { "inspection_number", "lp_barcode", "status", NULL }, 1,
 		"CREATE TEMP TABLE import_stage (line bigint, inspection_number text,"
 		" lp_barcode text, status text) ON COMMIT DROP",
+
+		"CREATE TEMP TABLE import_rows ON COMMIT DROP AS"
+		" SELECT line, nullif(btrim(inspection_number), '') AS inspection_number,"
+		"        nullif(btrim(lp_barcode), '') AS lp_barcode,"
+		"        lower(nullif(btrim(status), '')) AS status FROM import_stage",
 
 		"SELECT s.line, v.col, v.reason"
 		"  FROM (SELECT c.*, min(c.line) OVER (PARTITION BY c.inspection_number) AS first_line,"
@@ -146,19 +159,20 @@ static const struct import_kind kinds[] = {
 		"     AND i.status <> 'completed'"
 		"     AND (coalesce(s.lp_id, i.lp_id), coalesce(s.status, i.status))"
 		"         IS DISTINCT FROM (i.lp_id, i.status)"
-		"  RETURNING 1),"
-		" ins AS ("
+		"  RETURNING 1)"
+		" SELECT count(*) FROM upd",
+
+		"WITH ins AS ("
 		"  INSERT INTO quality_inspections (org_id, lp_id, inspection_number, status)"
 		"  SELECT $1::uuid, s.lp_id, s.inspection_number, coalesce(s.status, 'pending')"
 		"    FROM " INSP_CLEAN " s"
-		"   WHERE NOT EXISTS (SELECT 1 FROM quality_inspections i"
-		"                      WHERE i.org_id = $1::uuid AND i.inspection_number = s.inspection_number)"
+		"  ON CONFLICT (org_id, inspection_number) DO NOTHING"
 		"  RETURNING 1)"
-		" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM upd)",
+		" SELECT count(*) FROM ins",
 
 		"SELECT s.line, s.inspection_number"
-		"  FROM import_stage s JOIN quality_inspections i"
-		"    ON i.org_id = $1::uuid AND i.inspection_number = btrim(s.inspection_number)"
+		"  FROM import_rows s JOIN quality_inspections i"
+		"    ON i.org_id = $1::uuid AND i.inspection_number = s.inspection_number"
 		" WHERE i.status = 'completed'"
 		" ORDER BY s.line",
 	},
@@ -560,7 +574,7 @@ static bool run(PGconn *conn, const struct import_kind *k, const struct import_a
 		goto out;
 
 	/* A temporary table is never analysed by autovacuum; the joins below need its size. */
-	if (!admin_exec(conn, cmd, "ANALYZE import_stage"))
+	if (!admin_exec(conn, cmd, k->trim) || !admin_exec(conn, cmd, "ANALYZE import_rows"))
 		goto out;
 	if ((r = admin_query(conn, cmd, "checking the rows", k->check, 1, p)) == NULL)
 		goto out;
@@ -583,11 +597,15 @@ report:
 		goto out;
 	}
 
-	if ((r = admin_query(conn, cmd, "writing the rows", k->apply, 1, p)) == NULL)
+	if ((r = admin_query(conn, cmd, "updating the rows", k->update, 1, p)) == NULL)
 		goto out;
 
-	long inserted = atol(PQgetvalue(r, 0, 0)), updated = atol(PQgetvalue(r, 0, 1)), skipped = 0;
+	long updated = atol(PQgetvalue(r, 0, 0)), inserted, skipped = 0;
 
+	PQclear(r);
+	if ((r = admin_query(conn, cmd, "inserting the rows", k->insert, 1, p)) == NULL)
+		goto out;
+	inserted = atol(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	r = NULL;
 	if (k->skipped != NULL) {
