@@ -11,6 +11,18 @@
 
 /* ---- dispatch -------------------------------------------------------------------- */
 
+#define ADMIN_USAGE_TEXT \
+	"usage: scanqa [-c FILE] token list [--org NAME] [--email E] [--all] [--json]\n" \
+	"       scanqa [-c FILE] token revoke (ID | --email E [--label L] | --label L [--org NAME])\n" \
+	"       scanqa [-c FILE] user add --email E --org NAME --role ROLE [--name DISPLAY] [--create-org]\n" \
+	"       scanqa [-c FILE] user deactivate|activate --email E\n" \
+	"       scanqa [-c FILE] user set-role --email E --role ROLE\n" \
+	"       scanqa [-c FILE] user list [--org NAME] [--json]\n" \
+	"       scanqa [-c FILE] import lps|inspections FILE --org NAME [--dry-run]\n" \
+	"       scanqa [-c FILE] export inspections|audit --org NAME --since WHEN [--until WHEN]\n" \
+	"                        [--format csv|jsonl] [--output FILE]\n" \
+	"  ROLE is one of " ADMIN_ROLES "; \"man 8 scanqa\" explains every option.\n"
+
 static int usage_of(const char *cmd, const char *verbs)
 {
 	fprintf(stderr, "usage: scanqa %s %s ... (see scanqa(8))\n", cmd, verbs);
@@ -21,6 +33,16 @@ bool admin_dispatch(const struct conf *c, const char *cmd, int argc, char **argv
 {
 	const char *verb = argc > 0 ? argv[0] : "";
 
+	if (strcmp(cmd, "token") != 0 && strcmp(cmd, "user") != 0 &&
+	    strcmp(cmd, "import") != 0 && strcmp(cmd, "export") != 0)
+		return false;
+	for (int i = 0; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			fputs(ADMIN_USAGE_TEXT, stdout);
+			*rc = ADMIN_OK;
+			return true;
+		}
+	}
 	if (strcmp(cmd, "token") == 0) {
 		if (strcmp(verb, "list") == 0)
 			*rc = admin_token_list(c, argc - 1, argv + 1);
@@ -45,8 +67,6 @@ bool admin_dispatch(const struct conf *c, const char *cmd, int argc, char **argv
 			*rc = admin_export(c, verb, argc - 1, argv + 1);
 		else
 			*rc = usage_of(cmd, "inspections|audit");
-	} else {
-		return false;
 	}
 	return true;
 }

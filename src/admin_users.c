@@ -27,7 +27,7 @@ struct user_args {
 	bool json;
 };
 
-static int usage(const char *verb)
+static int usage(void)
 {
 	fprintf(stderr,
 		"usage: scanqa user add --email E --org NAME --role ROLE [--name DISPLAY] [--create-org]\n"
@@ -35,7 +35,6 @@ static int usage(const char *verb)
 		"       scanqa user set-role --email E --role ROLE\n"
 		"       scanqa user list [--org NAME] [--json]\n"
 		"  ROLE is one of " ADMIN_ROLES ".\n");
-	(void)verb;
 	return ADMIN_USAGE;
 }
 
@@ -256,12 +255,8 @@ int admin_user(const struct conf *c, const char *verb, int argc, char **argv)
 	PGconn *conn;
 	bool ok;
 
-	if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-		usage(verb);
-		return ADMIN_OK;
-	}
 	if (!parse_args(verb, argc, argv, &a))
-		return usage(verb);
+		return usage();
 	if ((conn = admin_connect(c, "user")) == NULL)
 		return ADMIN_FAILED;
 	if (strcmp(verb, "list") == 0)

@@ -218,10 +218,6 @@ int admin_export(const struct conf *c, const char *kind, int argc, char **argv)
 	int rc = ADMIN_FAILED;
 	bool jsonl;
 
-	if (argc > 0 && (strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0)) {
-		usage();
-		return ADMIN_OK;
-	}
 	if (!parse_args(argc, argv, &a))
 		return usage();
 	jsonl = strcmp(a.format, "jsonl") == 0;

@@ -665,9 +665,6 @@ int admin_import(const struct conf *c, const char *kind, int argc, char **argv)
 	for (int i = 0; i < argc && !bad; i++) {
 		if (strcmp(argv[i], "--dry-run") == 0) {
 			a.dry_run = true;
-		} else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			usage();
-			return ADMIN_OK;
 		} else if ((argv[i][0] != '-' || strcmp(argv[i], "-") == 0) && a.file == NULL) {
 			a.file = argv[i];
 		} else if (!admin_take_value(argc, argv, &i, "--org", &a.org, &bad, "import")) {

@@ -67,6 +67,10 @@ $r = run(qw(user add --org Nowhere --role qa_inspector));
 is($r->{exit}, 2, 'user add without --email: exit 2');
 $r = run(qw(user frobnicate));
 is($r->{exit}, 2, 'an unknown user verb: exit 2');
+$r = run(qw(token revoke --help));
+is($r->{exit}, 0, '--help: exit 0');
+like($r->{out}, qr/^usage: .*token revoke.*\n.*user add.*import lps\|inspections.*export inspections\|audit/s,
+	'--help shows the usage of every operator command');
 $r = run(qw(user add --email cy@new.example --org), 'New Site', qw(--role qa_manager --create-org));
 is($r->{exit}, 0, 'user add --create-org makes the organization');
 is($t->one(q{SELECT count(*) FROM organizations WHERE name = 'New Site'}), 1, '... once');
