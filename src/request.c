@@ -11,6 +11,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "validate.h"
 
 int64_t now_mono_us(void)
 {
@@ -149,6 +150,64 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	set_request_id(req);
 	log_set_request_id(req->request_id);
 	read_body(req, limit);
+}
+
+static int hexdigit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad)
+{
+	size_t nlen = strlen(name);
+	const char *q = req->query ? req->query : "";
+
+	*bad = false;
+	while (*q) {
+		const char *end = strchr(q, '&');
+		size_t len = end ? (size_t)(end - q) : strlen(q);
+		if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			const char *v = q + nlen + 1;
+			size_t vlen = len - nlen - 1, o = 0;
+			char *out = malloc(vlen + 1);
+			if (!out) {
+				*bad = true;
+				return NULL;
+			}
+			for (size_t i = 0; i < vlen; i++) {
+				int c = (unsigned char)v[i];
+				if (c == '+') {
+					c = ' ';
+				} else if (c == '%') {
+					if (i + 2 >= vlen || hexdigit(v[i + 1]) < 0 || hexdigit(v[i + 2]) < 0)
+						goto malformed;
+					c = hexdigit(v[i + 1]) * 16 + hexdigit(v[i + 2]);
+					i += 2;
+				}
+				if (c == 0)
+					goto malformed;
+				out[o++] = (char)c;
+			}
+			out[o] = '\0';
+			if (o > max_bytes || !utf8_valid(out, o))
+				goto malformed;
+			return out;
+malformed:
+			free(out);
+			*bad = true;
+			return NULL;
+		}
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return NULL;
 }
 
 void request_free(struct request *req)

@@ -51,6 +51,12 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit);
 void request_free(struct request *req);
 /* Returns a FastCGI param (HTTP_* headers, etc.) or NULL. */
 const char *request_param(const struct request *req, const char *name);
+/* The first value of name in the query string (application/x-www-form-urlencoded,
+ * as URLSearchParams.get reads it: "+" is a space, %XX a byte), percent-decoded,
+ * in a new string the caller frees. Returns NULL when name is absent; sets *bad
+ * (and returns NULL) when its value is malformed: a bad %XX, a NUL, invalid UTF-8,
+ * or longer than max_bytes once decoded. */
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad);
 
 /* Adds a response header; ignored if it does not fit. */
 void resp_header(struct request *req, const char *name, const char *value);

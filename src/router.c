@@ -25,6 +25,7 @@ const struct route routes[] = {
 	{ "POST", "/api/v1/scan-sessions/{session_id}/scans", h_session_scan, ACCESS_USER, "session_scan" },
 	{ "GET", "/api/warehouse/license-plates/barcode/{barcode}", h_lp_by_barcode, ACCESS_SCANNER, "lp_by_barcode" },
 	{ "GET", "/api/quality/inspections/by-lp/{lpId}", h_inspection_by_lp, ACCESS_SCANNER, "inspection_by_lp" },
+	{ "GET", "/api/quality/inspections/open", h_open_inspections, ACCESS_SCANNER, "open_inspections" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
