@@ -232,13 +232,21 @@ socket_group_for_nginx() {
 
 # nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
 # 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
-# conf/nginx/scanqa.conf with only the daemon's socket path replaced, and whose
+# conf/nginx/scanqa.conf with only the daemon's socket path and the scanner
+# app's directory (a copy of web/ in DIR/web) replaced, and whose
 # http block includes conf/nginx/scanqa-http.conf (the rate limit zone) as it is.
 nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
-	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	# The scanner app is served from a copy that nginx's workers (www-data when
+	# we are root) can read wherever the clone lives.
+	rm -rf "$dir/web"
+	cp -R "$SCANQA_ROOT/web" "$dir/web"
+	chmod -R a+rX "$dir/web"
+	sed -e "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" \
+		-e "s#alias /usr/share/scanqa/web/\([^;]*\);#alias \"$dir/web/\\1\";#" \
+		"$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
 	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX
 # written by script/lib.sh (nginx_conf_for)
