@@ -90,8 +90,19 @@ const commands = {
   },
   waitVisible: async ({ sel }) => { await page.waitForSelector(sel, { state: 'visible' }); return true; },
   waitHidden: async ({ sel }) => { await page.waitForSelector(sel, { state: 'hidden' }); return true; },
-  // Waits until the JavaScript expression is truthy in the page; returns its value.
-  waitFor: async ({ js }) => (await page.waitForFunction(js, null, { polling: 100 })).jsonValue(),
+  // Waits until the JavaScript expression (a promise is awaited) is truthy in the
+  // page; returns its value. Polled from here with page.evaluate, which the app's
+  // CSP allows, unlike waitForFunction's string predicates (no unsafe-eval).
+  waitFor: async ({ js }) => {
+    const deadline = Date.now() + TIMEOUT;
+    let last;
+    for (;;) {
+      last = await page.evaluate(js).catch((e) => { if (Date.now() > deadline) throw e; return undefined; });
+      if (last) return last;
+      if (Date.now() > deadline) throw new Error(`waitFor timed out: ${js} was ${JSON.stringify(last)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  },
   eval: async ({ js }) => page.evaluate(js),
   evalAsync: async ({ js }) => page.evaluate(`(async () => { ${js} })()`),
   // Count the requests whose URL contains url from now on; lose the next n answers.

@@ -104,7 +104,10 @@ export const cancelSession = (id) => updateScanSession(id, { status: 'CANCELLED'
 export async function recordScan(id, barcode) {
   const r = await apiFetch('POST', `${BASE}/${id}/scans`, { json: { barcode } });
   if ((r.status === 201 || r.status === 404) && r.json && r.json.session) {
-    remember(r.json.session, r.headers.get('ETag'));
+    // A scan raises the session's version. When the answer names no ETag, the
+    // old one is kept: the next PATCH then meets a 412 and GETs the session,
+    // which is slower but never wrong.
+    remember(r.json.session, r.headers.get('ETag') || currentSession()?.etag);
     return { found: r.status === 201, answer: r.json };
   }
   fail(r);
