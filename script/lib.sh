@@ -69,6 +69,36 @@ ensure_packages() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# ensure_node: node and npm for the scanner app's browser tests and benchmark.
+# Debian's nodejs and npm are installed only when node or npm is missing (a
+# nodesource nodejs, for one, already brings its own npm and conflicts with
+# Debian's).
+ensure_node() {
+	local missing=()
+	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v npm >/dev/null 2>&1 || missing+=(npm)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ensure_browser_tests: Debian's chromium, node, npm and t/browser/node_modules
+# (playwright-core, exactly as t/browser/package-lock.json pins it), for
+# script/test and script/bench (script/server needs none of them). npm ci runs
+# only when the lock file is newer than what was installed.
+ensure_browser_tests() {
+	local dir="$SCANQA_ROOT/t/browser"
+	local SCANQA_PACKAGES=(chromium)   # ensure_packages reads this copy
+	ensure_packages
+	ensure_node
+	if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+		|| [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+		say "npm ci in t/browser (playwright-core)"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
 # build: autoreconf, configure with warnings as errors, make. Extra configure
 # arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
 # when its arguments changed or it never ran.
