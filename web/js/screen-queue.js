@@ -28,12 +28,35 @@ function item(text, extra) {
   return li;
 }
 
-export async function refreshQueue() {
-  const [entries, attention] = await Promise.all([queue.all(), queue.attentionList()]);
+// Changes come in bursts (a sync removes a batch, a fast inspector queues
+// several): one refresh runs at a time, and calls meanwhile fold into one more.
+let running = null;
+let again = false;
+
+export function refreshQueue() {
+  if (running) {
+    again = true;
+    return running;
+  }
+  running = (async () => {
+    do {
+      again = false;
+      await render();
+    } while (again);
+    running = null;
+  })();
+  return running;
+}
+
+// The badges always; the lists only while the queue screen shows.
+async function render() {
+  const [n, attention] = await Promise.all([queue.count(), queue.attentionList()]);
   const badge = $('queue-badge');
-  badge.textContent = String(entries.length);
-  badge.classList.toggle('waiting', entries.length > 0);
+  badge.textContent = String(n);
+  badge.classList.toggle('waiting', n > 0);
   $('attention-badge').hidden = attention.length === 0;
+  if ($('screen-queue').hidden) return;
+  const entries = await queue.all();
   $('queue-summary').textContent = entries.length
     ? `${entries.length} action${entries.length === 1 ? '' : 's'} waiting to sync.`
     : 'Nothing waiting: everything is synced.';
