@@ -163,6 +163,35 @@ static int hexdigit(char c)
 	return -1;
 }
 
+char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+' && plus_is_space) {
+			c = ' ';
+		} else if (c == '%') {
+			if (i + 2 >= len || hexdigit(s[i + 1]) < 0 || hexdigit(s[i + 2]) < 0)
+				goto malformed;
+			c = hexdigit(s[i + 1]) * 16 + hexdigit(s[i + 2]);
+			i += 2;
+		}
+		if (c == 0)
+			goto malformed;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+malformed:
+	free(out);
+	return NULL;
+}
+
 char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad)
 {
 	size_t nlen = strlen(name);
@@ -173,35 +202,14 @@ char *request_query_value(const struct request *req, const char *name, size_t ma
 		const char *end = strchr(q, '&');
 		size_t len = end ? (size_t)(end - q) : strlen(q);
 		if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
-			const char *v = q + nlen + 1;
-			size_t vlen = len - nlen - 1, o = 0;
-			char *out = malloc(vlen + 1);
-			if (!out) {
+			size_t olen;
+			char *out = percent_decode(q + nlen + 1, len - nlen - 1, true, &olen);
+			if (!out || olen > max_bytes || !utf8_valid(out, olen)) {
+				free(out);
 				*bad = true;
 				return NULL;
 			}
-			for (size_t i = 0; i < vlen; i++) {
-				int c = (unsigned char)v[i];
-				if (c == '+') {
-					c = ' ';
-				} else if (c == '%') {
-					if (i + 2 >= vlen || hexdigit(v[i + 1]) < 0 || hexdigit(v[i + 2]) < 0)
-						goto malformed;
-					c = hexdigit(v[i + 1]) * 16 + hexdigit(v[i + 2]);
-					i += 2;
-				}
-				if (c == 0)
-					goto malformed;
-				out[o++] = (char)c;
-			}
-			out[o] = '\0';
-			if (o > max_bytes || !utf8_valid(out, o))
-				goto malformed;
 			return out;
-malformed:
-			free(out);
-			*bad = true;
-			return NULL;
 		}
 		q += len;
 		if (*q == '&')

@@ -57,50 +57,19 @@ int router_endpoint(const char *route_name)
 	return n - 1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes seg[0..len) into a new string. Returns NULL when the segment is
  * malformed, too long, or decodes to NUL, "/" or invalid UTF-8. */
 static char *decode_segment(const char *seg, size_t len)
 {
+	size_t o;
+	char *out;
+
 	if (len > PARAM_MAX_BYTES * 3)
 		return NULL;
-	char *out = malloc(len + 1);
-	size_t o = 0;
+	out = percent_decode(seg, len, false, &o);
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		char c = seg[i];
-		if (c == '%') {
-			if (i + 2 >= len) {
-				free(out);
-				return NULL;
-			}
-			int h = hexval(seg[i + 1]), l = hexval(seg[i + 2]);
-			if (h < 0 || l < 0) {
-				free(out);
-				return NULL;
-			}
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (c == '\0' || c == '/') {
-			free(out);
-			return NULL;
-		}
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	if (o == 0 || o > PARAM_MAX_BYTES || !utf8_valid(out, o)) {
+	if (o == 0 || o > PARAM_MAX_BYTES || memchr(out, '/', o) || !utf8_valid(out, o)) {
 		free(out);
 		return NULL;
 	}

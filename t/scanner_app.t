@@ -78,6 +78,19 @@ sub copy_has {
 # The screen that shows (its section is not hidden; it may still be empty).
 sub on_screen { my ($name) = @_; return $b->call(eval => js => qq{!document.getElementById('screen-$name').hidden}) }
 sub wait_screen { my ($name) = @_; return $b->call(waitFor => js => qq{!document.getElementById('screen-$name').hidden}) }
+# Offline, the inspector scans barcode (resolved from the offline copy) and
+# presses Pass, which is queued.
+sub pass_offline {
+	my ($barcode) = @_;
+	$b->call(scan => text => $barcode);
+	see('#outcome', 'offline');
+	$b->call(click => sel => '#pass');
+	return see('#outcome', 'Queued');
+}
+sub go_offline {
+	$b->call(offline => value => 1);
+	return see('#net', 'Offline');
+}
 sub badge_is { my ($n) = @_; return $b->call(waitFor => js => qq{document.getElementById('queue-badge').textContent === '$n'}) }
 
 # ---- the app is served ------------------------------------------------------------------
@@ -121,9 +134,9 @@ like(see('#signin-message', 'no scanner access'), qr/QA Inspector role/, 'a user
 {
 	my $before = $t->one(q{SELECT last_used_at FROM api_tokens WHERE id = '00000000-0000-4000-8000-000000001101'});
 	# A scan engine reading the token's QR code types it and ends with Tab.
-	$b->call(scan => sel => '#token', text => " demo-inspector\r", key => 'Tab');
+	$b->call(scan => sel => '#token', text => " demo-inspector ", key => 'Tab');
 	wait_screen('inspect');
-	pass('demo-inspector signs in with a scanned token (Tab suffix and whitespace trimmed)');
+	pass('demo-inspector signs in with a scanned token (Tab suffix and spaces trimmed)');
 	is($b->call('focused'), 'scan', 'the scan input has the focus');
 	unlike($b->call(eval => js => 'location.href'), qr/demo-inspector/, 'the token is not in the URL');
 	is($b->call(eval => js => q{document.getElementById('token').value}), '', 'nor left in the page');
@@ -289,12 +302,8 @@ $b->call(click => sel => '#tabs button[data-screen="inspect"]');
 # ---- the sync answer is lost -----------------------------------------------------------------------
 
 copy_has('LPLOST01');
-$b->call(offline => value => 1);
-see('#net', 'Offline');
-$b->call(scan => text => 'LPLOST01');
-see('#outcome', 'offline');
-$b->call(click => sel => '#pass');
-see('#outcome', 'Queued');
+go_offline();
+pass_offline('LPLOST01');
 my ($lost) = @{ queued_actions() };
 $b->call(countRequests => url => '/sync-offline');
 $b->call(loseAnswers => url => '/sync-offline', n => 1);
@@ -310,15 +319,48 @@ ok($b->call(requests => url => '/sync-offline') >= 2, 'the batch was sent again'
 	is(inspection($lp{LPLOST01}{ins})->{status}, 'completed', 'the inspection is completed');
 }
 
+# ---- two tabs never send the queue at the same time -------------------------------------------
+
+{
+	my @two = map { $t->make_inspection($DEMO_ORG, $t->make_lp($DEMO_ORG, barcode => "LPTAB0$_")) } 1 .. 2;
+	my $second = $b->call('openTab');
+	$b->call(goto => path => '/scanner/');
+	$b->call('ready');
+	wait_screen('inspect');
+	pass('a second tab opens signed in');
+	copy_has('LPTAB02');
+	$b->call(tab => index => 0);
+	copy_has('LPTAB02');
+	$b->call(offline => value => 1);
+	for my $i (1, 2) {
+		$b->call(tab => index => $i == 1 ? 0 : $second);
+		pass_offline("LPTAB0$i");
+	}
+	badge_is(2);
+	pass('each tab queues one Pass; both tabs count 2 waiting');
+	# Both tabs see the network come back at the same moment and both try to sync.
+	# The first answer to a sync reaches its tab 3 s late: without the lock the second
+	# tab would send the same two actions meanwhile (and the server would record
+	# them twice, the second time as duplicates).
+	$b->call(delayAnswers => url => '/sync-offline', n => 1, ms => 3000);
+	$b->call(offline => value => 0);
+	badge_is(0);
+	$b->call(tab => index => 0);
+	badge_is(0);
+	pass('the queue empties in both tabs');
+	$b->call(loseAnswers => url => '/sync-offline', n => 0);
+	is($t->one(q{SELECT count(*) FROM scanner_offline_queue q JOIN quality_inspections i
+		ON i.id::text = q.action_payload->'payload'->>'inspection_id' WHERE i.id = ANY(?::uuid[])}, '{' . join(',', @two) . '}'),
+		2, 'each action reached the server exactly once: no tab sent a batch the other was sending (Web Locks)');
+	is($t->one(q{SELECT count(*) FROM quality_inspections WHERE status = 'completed' AND id = ANY(?::uuid[])}, '{' . join(',', @two) . '}'),
+		2, 'both inspections are completed (database)');
+}
+
 # ---- a refused action needs attention ---------------------------------------------------------------
 
 copy_has('LPGONE01');
-$b->call(offline => value => 1);
-see('#net', 'Offline');
-$b->call(scan => text => 'LPGONE01');
-see('#outcome', 'offline');
-$b->call(click => sel => '#pass');
-see('#outcome', 'Queued');
+go_offline();
+pass_offline('LPGONE01');
 my ($gone) = @{ queued_actions() };
 is($t->request(POST => $QI, token => $other->{token},
 	json => { inspection_id => $lp{LPGONE01}{ins}, result => 'fail', inspection_method => 'scanner' })->{status},
@@ -431,12 +473,8 @@ is_deeply($b->call(eval => js => q{[...document.querySelectorAll('input, textare
 
 $b->call(click => sel => '#tabs button[data-screen="inspect"]');
 copy_has('LPKEPT01');
-$b->call(offline => value => 1);
-see('#net', 'Offline');
-$b->call(scan => text => 'LPKEPT01');
-see('#outcome', 'offline');
-$b->call(click => sel => '#pass');
-see('#outcome', 'Queued');
+go_offline();
+pass_offline('LPKEPT01');
 $b->call(click => sel => '#signout');
 like(see('#confirm-text', 'not been synced'), qr/1 action has not been synced yet/, 'Sign out asks first when work is not synced');
 shot('signout-confirm');

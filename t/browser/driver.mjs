@@ -21,8 +21,10 @@ import { join } from 'node:path';
 const TIMEOUT = Number(process.env.SCANQA_BROWSER_TIMEOUT_MS || 20000);
 const profile = mkdtempSync(join(tmpdir(), 'scanqa-chromium-'));
 let browser = null, context = null, page = null;
+let tabs = [];
+let offlineNow = false;
 const seen = new Map();       // url substring -> requests counted
-const aborts = new Map();     // url substring -> answers still to lose
+const aborts = new Map();     // url substring -> {n: answers still to lose or delay, delayMs}
 
 async function launch({ base, width = 360, height = 640 }) {
   const args = ['--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -42,13 +44,22 @@ async function launch({ base, width = 360, height = 640 }) {
   context.setDefaultTimeout(TIMEOUT);
   browser = context;
   page = context.pages()[0] || await context.newPage();
+  tabs = [page];
   await context.route('**/*', async (route) => {
     const url = route.request().url();
-    for (const [key, n] of aborts) {
-      if (url.includes(key) && n > 0) {
-        aborts.set(key, n - 1);
-        // The request reaches the server and is answered; the answer is lost.
-        await route.fetch().catch(() => null);
+    // route.fetch() runs in node, outside the page's offline emulation: a page
+    // that is offline must not reach the server through it.
+    if (offlineNow) return route.abort('internetdisconnected');
+    for (const [key, rule] of aborts) {
+      if (url.includes(key) && rule.n > 0) {
+        rule.n--;
+        // The request reaches the server and is answered at once; the answer is
+        // lost, or held back for ms before the page gets it.
+        const answer = await route.fetch().catch(() => null);
+        if (rule.delayMs && answer) {
+          await new Promise((r) => setTimeout(r, rule.delayMs));
+          return route.fulfill({ response: answer });
+        }
         return route.abort('connectionreset');
       }
     }
@@ -66,9 +77,18 @@ const commands = {
   // Waits until app.js has run (it sets <html data-ready>).
   ready: async () => { await page.waitForSelector('html[data-ready="1"]', { state: 'attached' }); return true; },
   reload: async () => { await page.reload({ waitUntil: 'load' }); return true; },
+  // A second tab of the same browser profile (same IndexedDB, same Web Locks);
+  // the following commands act on the new tab until tab switches (0 is the first).
+  openTab: async () => { page = await context.newPage(); tabs.push(page); return tabs.length - 1; },
+  tab: async ({ index }) => { page = tabs[index]; return index; },
   // A killed tab: the page is closed without unload handlers; a new one opens.
-  killTab: async () => { await page.close({ runBeforeUnload: false }); page = await context.newPage(); return true; },
-  offline: async ({ value }) => { await context.setOffline(!!value); return !!value; },
+  killTab: async () => {
+    const i = tabs.indexOf(page);
+    await page.close({ runBeforeUnload: false });
+    page = tabs[i] = await context.newPage();
+    return true;
+  },
+  offline: async ({ value }) => { offlineNow = !!value; await context.setOffline(offlineNow); return offlineNow; },
   fill: async ({ sel, value }) => { await page.fill(sel, value); return true; },
   // Types like a keyboard-wedge scan engine: the characters, then Enter (or key).
   scan: async ({ sel = '#scan', text, key = 'Enter' }) => {
@@ -108,7 +128,10 @@ const commands = {
   // Count the requests whose URL contains url from now on; lose the next n answers.
   countRequests: async ({ url }) => { seen.set(url, 0); return true; },
   requests: async ({ url }) => seen.get(url) ?? 0,
-  loseAnswers: async ({ url, n = 1 }) => { aborts.set(url, n); return true; },
+  loseAnswers: async ({ url, n = 1 }) => { aborts.set(url, { n }); return true; },
+  // The next n answers reach the page ms late (the server has answered already):
+  // widens the window in which two tabs could both be sending.
+  delayAnswers: async ({ url, n = 1, ms }) => { aborts.set(url, { n, delayMs: ms }); return true; },
   dialog: async ({ accept }) => { page.once('dialog', (d) => (accept ? d.accept() : d.dismiss())); return true; },
   screenshot: async ({ path, fullPage = false }) => { await page.screenshot({ path, fullPage }); return path; },
   viewport: async ({ width, height }) => { await page.setViewportSize({ width, height }); return true; },
