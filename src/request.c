@@ -152,17 +152,6 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	read_body(req, limit);
 }
 
-static int hexdigit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len)
 {
 	char *out = malloc(len + 1);
@@ -175,9 +164,11 @@ char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_
 		if (c == '+' && plus_is_space) {
 			c = ' ';
 		} else if (c == '%') {
-			if (i + 2 >= len || hexdigit(s[i + 1]) < 0 || hexdigit(s[i + 2]) < 0)
+			int h = i + 2 < len ? hex_digit((unsigned char)s[i + 1]) : -1;
+			int l = i + 2 < len ? hex_digit((unsigned char)s[i + 2]) : -1;
+			if (h < 0 || l < 0)
 				goto malformed;
-			c = hexdigit(s[i + 1]) * 16 + hexdigit(s[i + 2]);
+			c = h * 16 + l;
 			i += 2;
 		}
 		if (c == 0)
