@@ -484,8 +484,13 @@ badge_is(1);
 
 $t->dbh->do(q{UPDATE api_tokens SET revoked_at = now() WHERE id = '00000000-0000-4000-8000-000000001101'});
 $b->call(offline => value => 0);
+# Whichever tab meets the 401 first, every tab goes back to sign-in.
 like(see('#signin-message', 'refused'), qr/refused.*1 queued action is kept/,
 	'a revoked token sends the inspector back to sign-in, saying the queue is kept');
+$b->call(tab => index => 1);
+wait_screen('signin');
+pass('the second tab is back on sign-in too');
+$b->call(tab => index => 0);
 is(scalar @{ queued_actions() }, 1, 'the queued action is still on the device');
 is(inspection($lp{LPKEPT01}{ins})->{status}, 'in_progress', 'and was not applied (database)');
 is($b->call(eval => js => q{localStorage.getItem('scanqa.token')}), undef, 'the refused token is forgotten');

@@ -2,7 +2,7 @@
 // offline app shell, sw.js), shows sign-in or the main screens, routes every
 // scan to the screen that shows, keeps the online/offline pill current, starts
 // the sync loop, and handles sign-out and a refused token (401: back to
-// sign-in, the queue kept).
+// sign-in, the queue kept), in this tab and in the app's other tabs.
 import { getToken, clearToken } from './api.js';
 import * as queue from './queue.js';
 import { startSync, syncNow, kick } from './sync.js';
@@ -44,11 +44,22 @@ function showSignedOut(message) {
   showSignin(message);
 }
 
-async function authLost() {
+async function authLost(why = 'Your sign-in was refused (token expired or revoked).') {
   clearToken();
   const n = await queue.count();
-  showSignedOut(`Your sign-in was refused (token expired or revoked). Sign in again.${
+  showSignedOut(`${why} Sign in again.${
     n ? ` ${n} queued action${n === 1 ? ' is' : 's are'} kept and will sync after sign-in.` : ''}`);
+}
+
+// Another tab of this app signed in or out, or had its token refused (the token is
+// shared through localStorage): follow it, so no tab works on with a dead token.
+function followOtherTabs(ev) {
+  if (ev.key !== 'scanqa.token' && ev.key !== null) return;
+  if (getToken()) {
+    if (!$('screen-signin').hidden) signedIn();
+  } else if ($('screen-signin').hidden) {
+    authLost('You were signed out in another tab, or your sign-in was refused there.');
+  }
 }
 
 function signedIn() {
@@ -111,6 +122,7 @@ function init() {
     b.addEventListener('click', () => show(b.dataset.screen));
   }
   $('signout').addEventListener('click', signOut);
+  addEventListener('storage', followOtherTabs);
 
   refreshQueue();
   if (getToken()) signedIn();
