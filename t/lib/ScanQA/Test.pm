@@ -255,6 +255,7 @@ sub port { $_[0]{port} }
 sub db_name { $_[0]{db} }
 sub conf_path { "$_[0]{dir}/scanqa.conf" }
 sub socket_path { "$_[0]{dir}/scanqa.sock" }
+sub status_socket_path { "$_[0]{dir}/scanqa-status.sock" }
 
 # Starts the daemon and nginx and waits for health 200.
 sub start {
@@ -488,6 +489,7 @@ sub _write_conf {
 		conninfo       => "$ci user=scanqa_app",
 		admin_conninfo => "$ci user=scanqa_owner",
 		listen         => 'unix:' . $self->socket_path,
+		status_listen  => 'unix:' . $self->status_socket_path,
 		migrations_dir => _sqldir(),
 		socket_group   => ($self->_www_data ? 'www-data' : ''),
 		%{ $self->{conf_overrides} },
@@ -651,6 +653,7 @@ sub _write_nginx_conf {
 	my $snippet = _slurp(_snippet());
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
+	$snippet =~ s{unix:/run/scanqa/scanqa-status\.sock}{'unix:' . $self->status_socket_path}ge;
 	_spew("$d/scanqa-nginx.conf", $snippet);
 	# The http-context part (rate limit zone) is used verbatim.
 	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
