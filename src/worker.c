@@ -383,9 +383,13 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 		 * reset when the last copy of the socket closes. A worker stopped alone (a
 		 * reload) leaves them to the others: draining there would last as long as
 		 * the load does, and hold up the reload. */
-		int fd;
-		while ((fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC)) >= 0)
-			serve_connection(&fr, fd, c);
+		for (;;) {
+			int fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC);
+			if (fd >= 0)
+				serve_connection(&fr, fd, c);
+			else if (errno != EINTR && errno != ECONNABORTED)
+				break; /* EAGAIN: the backlog is empty */
+		}
 	}
 	scoreboard_worker_stopping();
 	db_close();
