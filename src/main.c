@@ -24,6 +24,7 @@ static void usage(FILE *out)
 		"  issue-token    create an API token for a user; prints it once\n"
 		"                 (run 'scanqa issue-token --help' for its options)\n"
 		"  check-config   validate the config file and print the settings\n"
+		"                 (--quiet: print only what is wrong)\n"
 		"  version        print the version\n"
 		"\n"
 		"  -c FILE        config file (default %s)\n",
@@ -100,8 +101,10 @@ int main(int argc, char **argv)
 	} else if (strcmp(cmd, "issue-token") == 0) {
 		rc = token_issue_main(&c, argc - i, argv + i);
 	} else if (strcmp(cmd, "check-config") == 0) {
+		/* --quiet: only errors (ExecReload runs it before each reload). */
+		bool quiet = i < argc && strcmp(argv[i], "--quiet") == 0;
 		rc = conninfo_valid("conninfo", c.conninfo) && conninfo_valid("admin_conninfo", c.admin_conninfo) ? 0 : 1;
-		if (rc == 0) {
+		if (rc == 0 && !quiet) {
 			conf_dump(&c);
 			fprintf(stderr, "%s: OK\n", path);
 		}
