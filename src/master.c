@@ -9,7 +9,7 @@
  * wait in the main socket's backlog. Every tick it samples that backlog (the accept
  * queue) for the page.
  *
- * Signals: SIGTERM, SIGINT graceful stop; SIGHUP reload; SIGUSR1 and SIGUSR2 are
+ * Signals: SIGTERM, SIGINT, SIGQUIT graceful stop; SIGHUP reload; SIGUSR1 and SIGUSR2 are
  * logged and ignored (nginx's "reopen logs" and "upgrade binary": scanqa writes no
  * files, and logrotate scripts written for nginx send SIGUSR1). */
 #include "master.h"
@@ -69,7 +69,7 @@ static volatile sig_atomic_t got_term, got_hup, got_chld, got_usr1, got_usr2;
 
 static void on_signal(int sig)
 {
-	if (sig == SIGTERM || sig == SIGINT)
+	if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
 		got_term = 1;
 	else if (sig == SIGHUP)
 		got_hup = 1;
@@ -477,6 +477,7 @@ int master_run(struct conf *c)
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGCHLD);
 	sigaddset(&block, SIGUSR1);
@@ -488,6 +489,7 @@ int master_run(struct conf *c)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);

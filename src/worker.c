@@ -8,8 +8,10 @@
  * and arrives as a record on the signalfd, read before each accept: a SIGTERM is
  * never starved by a stream of connections, never interrupts libfcgi's read() or
  * write() halfway through a request, and costs no system call while requests flow.
- *   SIGTERM, SIGINT  finish the request in progress, then exit 0 (a busy worker stops
- *                    after its current request; an idle one at once).
+ *   SIGTERM, SIGINT, SIGQUIT
+ *                    finish the request in progress, then exit 0 (a busy worker stops
+ *                    after its current request; an idle one at once). SIGQUIT is
+ *                    nginx's and php-fpm's graceful stop; ours are all graceful.
  *   SIGHUP           ignored: reload is the master's business.
  *   SIGUSR1          logged and otherwise ignored. nginx reopens its logs on SIGUSR1,
  *                    so logrotate scripts send it; scanqa writes no files (its log is
@@ -76,6 +78,7 @@ static void block_signals(sigset_t *set)
 	sigemptyset(set);
 	sigaddset(set, SIGTERM);
 	sigaddset(set, SIGINT);
+	sigaddset(set, SIGQUIT);
 	sigaddset(set, SIGHUP);
 	sigaddset(set, SIGUSR1);
 	sigaddset(set, SIGUSR2);
@@ -97,6 +100,7 @@ static void set_dispositions(void)
 	sa.sa_handler = SIG_DFL;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGUSR2, &sa, NULL);
@@ -113,6 +117,7 @@ static void read_signals(int sfd)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
+		case SIGQUIT:
 			if (!stop_requested)
 				log_debug("signal %d: stopping after the request in progress", (int)si.ssi_signo);
 			stop_requested = true;

@@ -64,8 +64,9 @@ directory, creates the roles and runs C<scanqa migrate>; only then may it
 C<stop_pg> and C<start_pg>.
 
 =item * C<scanqa.conf>: the production config (C<conf/scanqa.conf>) with only
-conninfo, admin_conninfo, listen (a unix socket in the directory),
-migrations_dir and socket_group replaced, then the C<conf> overrides applied
+conninfo, admin_conninfo, listen and status_listen (unix sockets in the
+directory: socket_path, status_socket_path), migrations_dir and socket_group
+replaced, then the C<conf> overrides applied
 (a value of undef removes the key, so the daemon's default applies).
 
 =item * C<scanqa serve>, its stderr in C<daemon.log>.
@@ -74,7 +75,8 @@ migrations_dir and socket_group replaced, then the C<conf> overrides applied
 directory, C<listen 127.0.0.1:PORT> on a free port, in the http block an
 include of C<conf/nginx/scanqa-http.conf> (the rate limit zone) as it is, and
 inside the server block an include of the production snippet
-(C<conf/nginx/scanqa.conf>) with only the socket path replaced.
+(C<conf/nginx/scanqa.conf>) with only the socket paths replaced (the
+daemon's and the master's status socket).
 
 =back
 
