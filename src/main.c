@@ -1,4 +1,4 @@
-/* main.c: command line: serve, migrate, issue-token, status, check-config. */
+/* main.c: command line: serve, migrate, issue-token, status, reload, check-config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +26,7 @@ static void usage(FILE *out)
 		"                 (run 'scanqa issue-token --help' for its options)\n"
 		"  status         the running daemon's workers, queue and rates, from its status socket\n"
 		"                 (run 'scanqa status --help' for its options)\n"
+		"  reload [PID]   SIGHUP to the master; fails, saying why, if it refuses the config\n"
 		"  check-config   validate the config file and print the settings\n"
 		"                 (--quiet: print only what is wrong)\n"
 		"  version        print the version\n"
@@ -105,6 +106,8 @@ int main(int argc, char **argv)
 		rc = token_issue_main(&c, argc - i, argv + i);
 	} else if (strcmp(cmd, "status") == 0) {
 		rc = status_cmd_main(&c, argc - i, argv + i);
+	} else if (strcmp(cmd, "reload") == 0) {
+		rc = reload_cmd_main(&c, argc - i, argv + i);
 	} else if (strcmp(cmd, "check-config") == 0) {
 		/* --quiet: only errors (ExecReload runs it before each reload). */
 		bool quiet = i < argc && strcmp(argv[i], "--quiet") == 0;

@@ -1,13 +1,19 @@
-/* status_cmd.c: "scanqa status", the status page in a terminal, for an operator on the
- * box during an incident (what php-fpm's status page and pg_top give). It asks the
- * master's status socket (status_listen) for GET /scanqa/status over FastCGI, exactly
- * as nginx does, twice an interval apart, and prints the master, the saturation
- * figures, every worker with its state, route and SQL statement, and the rates by
- * endpoint and status code over the interval. */
+/* status_cmd.c: the commands that talk to a running daemon through the master's
+ * status socket (status_listen), over FastCGI exactly as nginx does.
+ *
+ * "scanqa status": the status page in a terminal, for an operator on the box during
+ * an incident (what php-fpm's status page and pg_top give): two samples an interval
+ * apart, printed as the master, the saturation figures, every worker with its state,
+ * route and SQL statement, and the rates by endpoint and status code.
+ *
+ * "scanqa reload": SIGHUP to the master, then waits for the master's verdict on the
+ * status page, so that systemd's ExecReload (and so "systemctl reload scanqa") fails,
+ * with the reason, when the daemon refuses the file. */
 #include "status_cmd.h"
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -379,4 +385,63 @@ int status_cmd_main(const struct conf *c, int argc, char **argv)
 	} while (watch);
 	json_object_put(before);
 	return rc;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+int reload_cmd_main(const struct conf *c, int argc, char **argv)
+{
+	char *end;
+	long pid = 0;
+	if (argc > 1 || (argc == 1 && ((pid = strtol(argv[0], &end, 10)) <= 1 || *end))) {
+		fprintf(stderr, "usage: scanqa [-c FILE] reload [MASTER_PID]\n");
+		return 2;
+	}
+	/* The file passed conf_load (main.c): the checks start-up makes. */
+	char err[300] = "";
+	struct json_object *before = c->status_listen[0] ? fetch_page(c->status_listen, err, sizeof(err)) : NULL;
+	if (!before) {
+		if (!pid) {
+			fprintf(stderr, "scanqa reload: %s\n", c->status_listen[0] ? err : "status_listen is not set: give the master's pid");
+			return 1;
+		}
+		/* No status socket to ask: signal, and say the outcome is unknown. */
+		if (kill((pid_t)pid, SIGHUP) != 0) {
+			fprintf(stderr, "scanqa reload: kill %ld: %s\n", pid, strerror(errno));
+			return 1;
+		}
+		fprintf(stderr, "scanqa reload: SIGHUP sent; without the status socket (%s) its outcome is unknown: see the log\n",
+			err[0] ? err : "status_listen is not set");
+		return 0;
+	}
+	if (!pid)
+		pid = (long)num(before, "master.pid");
+	int64_t gen = num(before, "master.config_generation"), refused = num(before, "master.last_reload.refused_total");
+	json_object_put(before);
+	if (kill((pid_t)pid, SIGHUP) != 0) {
+		fprintf(stderr, "scanqa reload: kill %ld: %s\n", pid, strerror(errno));
+		return 1;
+	}
+	for (int i = 0; i < 600; i++) { /* 30 s */
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+		struct json_object *now = fetch_page(c->status_listen, err, sizeof(err));
+		if (!now)
+			continue;
+		int64_t g = num(now, "master.config_generation");
+		if (num(now, "master.last_reload.refused_total") > refused) {
+			fprintf(stderr, "scanqa reload: refused, the running config stays: %s\n",
+				str(now, "master.last_reload.error", "?"));
+			json_object_put(now);
+			return 1;
+		}
+		json_object_put(now);
+		if (g > gen) {
+			fprintf(stderr, "scanqa reload: config generation %lld in force; workers are replaced one by one\n",
+				(long long)g);
+			return 0;
+		}
+	}
+	fprintf(stderr, "scanqa reload: no verdict from the master within 30 s%s%s\n", err[0] ? ": " : "", err);
+	return 1;
 }

@@ -112,6 +112,33 @@ for my $case (
 	restore('listen');
 }
 
+# ---- scanqa reload (systemd's ExecReload) reports the verdict ----------------------------
+
+{
+	my $reload = sub {
+		my $out = `"$BIN" -c "@{[$t->conf_path]}" reload 2>&1`;
+		return ($? >> 8, $out);
+	};
+	$t->rewrite_conf(workers => 257);
+	my ($st, $out) = $reload->();
+	is($st, 1, 'scanqa reload fails on a file check-config refuses');
+	like($out, qr/workers: value out of range \(1\.\.256\)/, 'saying why');
+
+	$t->rewrite_conf(workers => $ORIG{workers}, listen => 'unix:' . $t->dir . '/moved.sock');
+	($st, $out) = $reload->();
+	is($st, 1, 'scanqa reload fails when the daemon refuses the file (a socket change needs a restart)');
+	like($out, qr/refused, the running config stays: listen cannot change without a restart/, 'with the daemon\'s reason');
+	restore('listen');
+
+	my $gen = $t->status->{master}{config_generation};
+	$t->rewrite_conf(slow_request_ms => 700);
+	($st, $out) = $reload->();
+	is($st, 0, 'scanqa reload succeeds on a good file') or diag($out);
+	like($out, qr/config generation @{[$gen + 1]} in force/, 'and names the new config generation');
+	is($t->status->{master}{config_generation}, $gen + 1, 'which the status page shows');
+	ok($t->wait_workers_ready(2), 'the workers are replaced');
+}
+
 # ---- TCP beyond loopback is refused --------------------------------------------------------
 
 for my $addr ('0.0.0.0:9000', '10.1.2.3:9000', '[::]:9000', '[2001:db8::1]:9000', '[::ffff:127.0.0.1]:9000') {
