@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # fault_sigterm_states.t: SIGTERM is honoured within shutdown_timeout whatever
 # the workers are doing: idle, busy in a request, waiting on a row lock, and
-# after a SIGUSR1. A busy worker answers its request first; the master never
+# after a SIGUSR1; and the workers leave by themselves when the master is
+# killed. A busy worker answers its request first; the master never
 # has to kill a worker at the deadline, and exits 0. (fault_sigterm.t covers a
 # stream of requests, fault_fd_limit.t a worker out of file descriptors.)
 
@@ -99,6 +100,21 @@ restart();
 kill 'USR1', $t->worker_pids;
 is($t->request(GET => '/api/v1/health')->{status}, 200, 'SIGUSR1: a request after it is answered');
 stop_ok('after SIGUSR1');
+
+# ---- the master killed -------------------------------------------------------------------
+
+# A worker whose master is gone gets SIGTERM from the kernel (PR_SET_PDEATHSIG)
+# and exits by itself: no orphan keeps the socket.
+sub running { my ($pid) = @_; open my $f, '<', "/proc/$pid/stat" or return 0; return <$f> !~ /^\d+ \(.*\) [ZX] /s }
+restart();
+{
+	my @w = $t->worker_pids;
+	kill 'KILL', $t->master_pid;
+	my $deadline = time + 20;
+	sleep 0.05 while time < $deadline && grep { running($_) } @w;
+	is(scalar(grep { running($_) } @w), 0, 'when the master is killed, every worker exits by itself');
+	$t->stop_daemon;    # reaps the master
+}
 
 is($t->daemon_errors, '', 'the daemon reported no memory errors');
 is($t->nginx_alerts, '', 'nginx logged no alerts');
