@@ -35,16 +35,20 @@ sub wait_in_sql {
 	return undef;
 }
 
-# Stops the daemon, checks how, and starts a fresh one for the next state.
+# Where the log and the worker list stood before the SIGTERM.
+sub before_term { return { from => length $t->daemon_log, workers => [$t->worker_pids] } }
+
+# Stops the daemon (a second SIGTERM when the test sent one), checks how.
 sub stop_ok {
-	my ($state) = @_;
-	my $from = length $t->daemon_log;
-	my @workers = $t->worker_pids;
+	my ($state, $before) = @_;
+	$before //= before_term();
+	my ($from, @workers) = ($before->{from}, @{ $before->{workers} });
 	my $status = $t->stop_daemon;
 	ok(defined $status && WIFEXITED($status) && WEXITSTATUS($status) == 0, "$state: the master exits 0 after SIGTERM");
 	my $log = substr $t->daemon_log, $from;
 	unlike($log, qr/shutdown deadline passed|killing \d+ busy workers/, "$state: no worker had to be killed at the deadline");
-	is(scalar(() = $log =~ /^DEBUG \[\d+\] worker \d+ exited with status 0$/mg), scalar @workers,
+	is(scalar @workers, $WORKERS, "$state: $WORKERS workers ran");
+	is(scalar(() = $log =~ /^DEBUG \[\d+\] worker \d+ exited with status 0$/mg), $WORKERS,
 		"$state: each of the $WORKERS workers exits with status 0");
 	is(scalar(grep { kill 0, $_ } @workers), 0, "$state: no worker outlives the master");
 }
@@ -69,10 +73,11 @@ $t->dbh->do('CREATE TRIGGER test_slow_audit BEFORE INSERT ON quality_audit_log F
 {
 	my $sock = $t->request_start($w->completion($n++));
 	ok(wait_in_sql(), 'busy: a worker is in the middle of a completion');
+	my $before = before_term();
 	$t->signal_daemon('TERM');
 	my $r = $t->request_finish($sock, timeout => 30);
 	is($r->{status}, 200, 'busy: the request in progress is answered 200 after the SIGTERM');
-	stop_ok('busy');
+	stop_ok('busy', $before);
 }
 $t->dbh->do('DROP TRIGGER test_slow_audit ON quality_audit_log');
 
@@ -86,12 +91,13 @@ restart();
 	$lock->do('SELECT 1 FROM quality_inspections WHERE id = ? FOR UPDATE', undef, $id);
 	my $sock = $t->request_start($w->completion($n++));
 	ok(wait_in_sql(), 'lock: a worker waits on the row lock in its statement');
+	my $before = before_term();
 	$t->signal_daemon('TERM');
 	my $r = $t->request_finish($sock, timeout => 30);
 	is($r->{status}, 503, 'lock: the waiting request ends with lock_timeout and is answered 503');
 	$lock->rollback;
 	$lock->disconnect;
-	stop_ok('lock');
+	stop_ok('lock', $before);
 }
 
 # ---- after SIGUSR1 ------------------------------------------------------------------------
