@@ -43,8 +43,10 @@
 #define BACKOFF_MIN_US 100000LL
 #define BACKOFF_MAX_US 10000000LL
 #define HEALTHY_AFTER_US 5000000LL
-/* The status socket: a client must send its request and read the answer within this
- * long, so no client can hold up the master for more. */
+/* The status socket: each read or write of a status request must make progress
+ * within this long, or the request fails. Only nginx's group and root may connect; a
+ * peer among them that drips its request byte by byte could still hold the master
+ * for longer (workers keep serving meanwhile). */
 #define STATUS_IO_TIMEOUT_S 1
 #define STATUS_PER_TICK 16
 
