@@ -308,7 +308,10 @@ sync_tree() {
 		[ -f "$SCANQA_ROOT/$f" ] || continue
 		if ! cmp -s "$SCANQA_ROOT/$f" "$dest/$f"; then
 			mkdir -p "$dest/$(dirname "$f")"
-			cp -p "$SCANQA_ROOT/$f" "$dest/$f"
+			# A changed file gets the time of the copy, not its own: an object
+			# built there from an older copy may be newer than the source's
+			# mtime, and make would keep it.
+			cp --preserve=mode "$SCANQA_ROOT/$f" "$dest/$f"
 		fi
 	done <"$list"
 	# A source deleted here is deleted there (the build outputs stay).
