@@ -69,6 +69,28 @@ ensure_packages() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# ensure_node: node and npm, for the npm projects under t/ (Debian's nodejs and npm
+# packages, installed only when a command is missing: a nodejs from elsewhere that
+# brings its own npm is used as it is).
+ensure_node() {
+	command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && return 0
+	say "installing node and npm (Debian packages nodejs, npm)"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm
+}
+
+# npm_ci DIR: installs DIR's pinned npm packages (package-lock.json) into
+# DIR/node_modules with "npm ci", unless they are there already and the lock file
+# has not changed since.
+npm_ci() {
+	local dir=$1
+	if [ -d "$dir/node_modules" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		return 0
+	fi
+	say "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # build: autoreconf, configure with warnings as errors, make. Extra configure
 # arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
 # when its arguments changed or it never ran.
