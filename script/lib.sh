@@ -120,10 +120,13 @@ build() {
 # ---- private PostgreSQL clusters -------------------------------------------
 
 # pg_run CMD...: runs a PostgreSQL server binary as the cluster's OS user
-# ("postgres" when we are root, ourselves otherwise).
+# ("postgres" when we are root, ourselves otherwise). As postgres it starts in /,
+# since the clone may sit where postgres cannot enter (/root, a 0700 home), and
+# PostgreSQL's programs refuse to run from a directory they cannot read; every
+# path given must then be absolute.
 pg_run() {
 	if is_root; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -141,7 +144,7 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			if ! runuser -u postgres -- test -x "$d"; then
+			if ! (cd / && runuser -u postgres -- test -x "$d"); then
 				say "letting the postgres user traverse $d (chmod o+x)"
 				chmod o+x "$d"
 			fi
@@ -166,7 +169,7 @@ pg_init() {
 # "fast" turns fsync off (tests only). Waits until it accepts connections.
 pg_start() {
 	local base=$1 port=$2 mode=${3:-}
-	local opts="-c listen_addresses='' -k $base/sock -p $port"
+	local opts="-c listen_addresses='' -k '$base/sock' -p $port"
 	[ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	pg_run "$PG_BINDIR/pg_ctl" -D "$base/data" -o "$opts" -l "$base/postgresql.log" -w -t 60 start >/dev/null \
 		|| { tail -n 30 "$base/postgresql.log" >&2; die "PostgreSQL did not start in $base"; }
