@@ -11,9 +11,12 @@
 -- Per organization, like the action ids themselves.
 --
 -- The fingerprint logic is isolated in qa_jsonb_canonical(), qa_action_fingerprint()
--- and qa_sync_claim(); the qa_sync_* functions below are those of 002 with only
--- qa_sync_begin() replaced by qa_sync_claim(). A later rewrite of these functions
--- (one round trip per request) calls qa_sync_claim() the same way.
+-- and qa_sync_claim(). The daemon's three entry points keep their names and
+-- signatures: each is now a wrapper that claims the action first and, unless the id
+-- was reused for a different action, calls 002's function (renamed *_002), whose
+-- own qa_sync_begin() then finds the same answer under the same (re-entrant)
+-- advisory lock. A later rewrite of these functions calls qa_sync_claim() instead
+-- of qa_sync_begin() and drops the *_002 ones.
 --
 -- Run by "scanqa migrate" as the schema owner, inside one transaction.
 
@@ -138,11 +141,58 @@ BEGIN
 END
 $fn$;
 
--- ---- the action functions of 002, claiming instead of beginning -------------------------
+-- ---- the daemon's entry points: claim, then 002's function ------------------------------
 
--- qa_sync_quick_inspection: as in 002; a reused id with another action gives
--- ('failed', 'Action id already used for a different action', NULL).
-CREATE OR REPLACE FUNCTION qa_sync_quick_inspection(
+-- The client's message for an action id reused for a different action.
+CREATE FUNCTION qa_sync_reused_id_error()
+RETURNS text
+LANGUAGE sql
+IMMUTABLE
+SECURITY INVOKER
+SET search_path = public, pg_temp
+AS $fn$
+	SELECT 'Action id already used for a different action'::text
+$fn$;
+
+-- qa_sync_refuse_reused_id: claims p_action (see qa_sync_claim). When its id was
+-- synced for a different action, writes the 'failed' queue row and returns the
+-- client's message; otherwise writes nothing and returns NULL.
+CREATE FUNCTION qa_sync_refuse_reused_id(
+	p_org      uuid,
+	p_user     uuid,
+	p_action   jsonb,
+	p_device   text,
+	p_local_us bigint)
+RETURNS text
+LANGUAGE plpgsql
+VOLATILE
+SECURITY INVOKER
+SET search_path = public, pg_temp
+AS $fn$
+DECLARE
+	v_local timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
+		+ (p_local_us % 1000000) * interval '1 microsecond';
+BEGIN
+	IF qa_sync_claim(p_org, p_action, v_local) <> 'conflict' THEN
+		RETURN NULL;
+	END IF;
+	PERFORM qa_sync_queue(p_org, p_user, p_action ->> 'type', p_action, p_device, v_local,
+		'failed', qa_sync_reused_id_error(), NULL);
+	RETURN qa_sync_reused_id_error();
+END
+$fn$;
+
+ALTER FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text, text, integer, text)
+	RENAME TO qa_sync_quick_inspection_002;
+ALTER FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text, double precision,
+	text, text) RENAME TO qa_sync_test_result_002;
+ALTER FUNCTION qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, text, boolean)
+	RENAME TO qa_sync_record_failure_002;
+
+-- qa_sync_quick_inspection: as in 002 (see there for the contract); an action id
+-- reused for a different action gives ('failed', 'Action id already used for a
+-- different action', NULL) and a 'failed' queue row, and applies nothing.
+CREATE FUNCTION qa_sync_quick_inspection(
 	p_org        uuid,
 	p_user       uuid,
 	p_action     jsonb,
@@ -159,66 +209,20 @@ VOLATILE
 SECURITY INVOKER
 SET search_path = public, pg_temp
 AS $fn$
-#variable_conflict use_column
 DECLARE
-	v_local  timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
-		+ (p_local_us % 1000000) * interval '1 microsecond';
-	v_status text;
-	v_error  text;
-	v_detail text;
-	v_delay  bigint;
-	v_out    text;
-	v_claim  text;
+	v_refused text := qa_sync_refuse_reused_id(p_org, p_user, p_action, p_device, p_local_us);
 BEGIN
-	IF p_user IS NULL OR p_action IS NULL OR v_local IS NULL THEN
-		RAISE EXCEPTION 'qa_sync_quick_inspection: user, action and time are required'
-			USING ERRCODE = 'invalid_parameter_value';
+	IF v_refused IS NOT NULL THEN
+		RETURN QUERY SELECT 'failed'::text, v_refused, NULL::text;
+		RETURN;
 	END IF;
-
-	v_claim := qa_sync_claim(p_org, p_action, v_local);
-	IF v_claim = 'duplicate' THEN
-		v_status := 'duplicate';
-	ELSIF v_claim = 'conflict' THEN
-		v_status := 'failed';
-		v_error := 'Action id already used for a different action';
-	ELSE
-		v_delay := greatest(0, floor(extract(epoch FROM now() - v_local)))::bigint;
-		BEGIN
-			SELECT c.outcome INTO v_out
-			  FROM qa_complete_inspection(p_org, p_user, p_inspection, p_result, p_notes,
-				p_defects, p_device, p_location, v_local, true, v_delay) c;
-			CASE v_out
-			WHEN 'ok' THEN
-				v_status := 'synced';
-			WHEN 'not_found' THEN
-				v_status := 'failed';
-				v_error := 'Inspection not found';
-			WHEN 'already_completed' THEN
-				v_status := 'failed';
-				v_error := 'Inspection already completed';
-			ELSE
-				RAISE EXCEPTION 'qa_complete_inspection returned outcome %', coalesce(v_out, 'NULL');
-			END CASE;
-		EXCEPTION WHEN OTHERS THEN
-			v_status := 'failed';
-			v_error := CASE WHEN qa_sync_busy_state(SQLSTATE)
-				THEN 'Resource is busy, resend the batch'
-				ELSE 'Failed to update inspection' END;
-			v_detail := SQLSTATE || ': ' || SQLERRM;
-		END;
-	END IF;
-
-	PERFORM qa_sync_queue(p_org, p_user, 'quick_inspection', p_action, p_device, v_local, v_status, v_error, v_detail);
-
-	sync_status := v_status;
-	error := v_error;
-	detail := v_detail;
-	RETURN NEXT;
+	RETURN QUERY SELECT * FROM qa_sync_quick_inspection_002(p_org, p_user, p_action, p_device,
+		p_local_us, p_inspection, p_result, p_notes, p_defects, p_location);
 END
 $fn$;
 
--- qa_sync_test_result: as in 002, with the same reused-id failure.
-CREATE OR REPLACE FUNCTION qa_sync_test_result(
+-- qa_sync_test_result: as in 002, with the same refusal of a reused id.
+CREATE FUNCTION qa_sync_test_result(
 	p_org        uuid,
 	p_user       uuid,
 	p_action     jsonb,
@@ -236,98 +240,22 @@ VOLATILE
 SECURITY INVOKER
 SET search_path = public, pg_temp
 AS $fn$
-#variable_conflict use_column
 DECLARE
-	v_local     timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
-		+ (p_local_us % 1000000) * interval '1 microsecond';
-	v_action_id uuid := (p_action ->> 'id')::uuid;
-	v_status    text;
-	v_error     text;
-	v_detail    text;
-	v_delay     bigint;
-	v_ins       text;
-	v_test_id   uuid;
-	v_claim     text;
+	v_refused text := qa_sync_refuse_reused_id(p_org, p_user, p_action, p_device, p_local_us);
 BEGIN
-	IF p_user IS NULL OR p_action IS NULL OR v_local IS NULL THEN
-		RAISE EXCEPTION 'qa_sync_test_result: user, action and time are required'
-			USING ERRCODE = 'invalid_parameter_value';
+	IF v_refused IS NOT NULL THEN
+		RETURN QUERY SELECT 'failed'::text, v_refused, NULL::text;
+		RETURN;
 	END IF;
-
-	v_claim := qa_sync_claim(p_org, p_action, v_local);
-	IF v_claim = 'duplicate' THEN
-		v_status := 'duplicate';
-	ELSIF v_claim = 'conflict' THEN
-		v_status := 'failed';
-		v_error := 'Action id already used for a different action';
-	ELSE
-		v_delay := greatest(0, floor(extract(epoch FROM now() - v_local)))::bigint;
-		BEGIN
-			-- The org_id test repeats the policy's, as in qa_complete_inspection.
-			SELECT i.status INTO v_ins
-			  FROM quality_inspections i
-			 WHERE i.id = p_inspection
-			   AND i.org_id = p_org
-			   FOR SHARE;
-			IF NOT FOUND THEN
-				v_status := 'failed';
-				v_error := 'Inspection not found';
-			ELSIF v_ins = 'completed' THEN
-				v_status := 'failed';
-				v_error := 'Inspection already completed';
-			ELSE
-				INSERT INTO quality_test_results
-					(org_id, inspection_id, test_name, result, measured_value, unit,
-					 notes, device_id, tested_at, recorded_by, source_action_id)
-				VALUES
-					(p_org, p_inspection, p_test_name, p_result, p_measured, p_unit,
-					 p_notes, p_device, LEAST(v_local, now()), p_user, v_action_id)
-				RETURNING id INTO v_test_id;
-
-				INSERT INTO quality_audit_log
-					(org_id, entity_type, entity_id, action, user_id,
-					 old_value, new_value, change_reason, metadata)
-				VALUES
-					(p_org, 'inspection', p_inspection::text, 'scanner_test_result', p_user,
-					 NULL,
-					 jsonb_build_object(
-						'test_result_id', v_test_id,
-						'test_name', p_test_name,
-						'result', p_result,
-						'measured_value', p_measured,
-						'unit', p_unit,
-						'notes', p_notes),
-					 CASE p_result WHEN 'pass' THEN 'Scanner test passed' ELSE 'Scanner test failed' END,
-					 jsonb_build_object(
-						'inspection_method', 'scanner',
-						'device_id', p_device,
-						'offline_queued', true,
-						'sync_delay_seconds', v_delay,
-						'action_id', v_action_id));
-				v_status := 'synced';
-			END IF;
-		EXCEPTION WHEN OTHERS THEN
-			v_status := 'failed';
-			v_error := CASE WHEN qa_sync_busy_state(SQLSTATE)
-				THEN 'Resource is busy, resend the batch'
-				ELSE 'Failed to record test result' END;
-			v_detail := SQLSTATE || ': ' || SQLERRM;
-		END;
-	END IF;
-
-	PERFORM qa_sync_queue(p_org, p_user, 'test_result', p_action, p_device, v_local, v_status, v_error, v_detail);
-
-	sync_status := v_status;
-	error := v_error;
-	detail := v_detail;
-	RETURN NEXT;
+	RETURN QUERY SELECT * FROM qa_sync_test_result_002(p_org, p_user, p_action, p_device,
+		p_local_us, p_inspection, p_test_name, p_result, p_measured, p_unit, p_notes);
 END
 $fn$;
 
--- qa_sync_record_failure: as in 002; with p_unless_synced, only a synced action
--- with the same fingerprint is 'synced'; another one under the id is recorded as
--- failed with "Action id already used for a different action".
-CREATE OR REPLACE FUNCTION qa_sync_record_failure(
+-- qa_sync_record_failure: as in 002, except that with p_unless_synced only a synced
+-- action with the same fingerprint counts as 'synced'; a different one under the id
+-- is recorded as failed with the reused-id message instead of p_error.
+CREATE FUNCTION qa_sync_record_failure(
 	p_org           uuid,
 	p_user          uuid,
 	p_action        jsonb,
@@ -342,32 +270,21 @@ SECURITY INVOKER
 SET search_path = public, pg_temp
 AS $fn$
 DECLARE
-	v_type  text := p_action ->> 'type';
-	v_local timestamptz := timestamptz 'epoch' + (p_local_us / 1000000) * interval '1 second'
-		+ (p_local_us % 1000000) * interval '1 microsecond';
 	v_error text := p_error;
-	v_claim text;
 BEGIN
-	IF p_org IS NULL OR p_user IS NULL OR p_action IS NULL OR p_error IS NULL THEN
-		RAISE EXCEPTION 'qa_sync_record_failure: organization, user, action and error are required'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
 	IF coalesce(p_unless_synced, false) THEN
-		-- Synced by now under this id: only the same action counts as synced. A
-		-- different one was never applied, and fails like any reused id.
-		v_claim := qa_sync_claim(p_org, p_action, v_local);
-		IF v_claim = 'duplicate' THEN
+		CASE qa_sync_claim(p_org, p_action, timestamptz 'epoch'
+				+ (p_local_us / 1000000) * interval '1 second'
+				+ (p_local_us % 1000000) * interval '1 microsecond')
+		WHEN 'duplicate' THEN
 			RETURN 'synced';
-		ELSIF v_claim = 'conflict' THEN
-			v_error := 'Action id already used for a different action';
-		END IF;
-	ELSE
-		PERFORM set_config('scanqa.org_id', p_org::text, true);
+		WHEN 'conflict' THEN
+			v_error := qa_sync_reused_id_error();
+		ELSE
+			NULL;
+		END CASE;
 	END IF;
-
-	PERFORM qa_sync_queue(p_org, p_user, v_type, p_action, p_device, v_local,
-		'failed', v_error, NULL);
-	RETURN 'failed';
+	RETURN qa_sync_record_failure_002(p_org, p_user, p_action, p_device, p_local_us, v_error, false);
 END
 $fn$;
 
@@ -376,6 +293,22 @@ $fn$;
 REVOKE ALL ON FUNCTION qa_jsonb_canonical(jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_action_fingerprint(text, jsonb, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION qa_sync_claim(uuid, jsonb, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_reused_id_error() FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_refuse_reused_id(uuid, uuid, jsonb, text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
+	text, integer, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text,
+	double precision, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, text, boolean)
+	FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION qa_jsonb_canonical(jsonb) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_action_fingerprint(text, jsonb, timestamptz) TO scanqa_app;
 GRANT EXECUTE ON FUNCTION qa_sync_claim(uuid, jsonb, timestamptz) TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_reused_id_error() TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_refuse_reused_id(uuid, uuid, jsonb, text, bigint) TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text,
+	text, integer, text) TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text,
+	double precision, text, text) TO scanqa_app;
+GRANT EXECUTE ON FUNCTION qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, text, boolean)
+	TO scanqa_app;
