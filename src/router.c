@@ -293,7 +293,7 @@ void router_dispatch(struct request *req)
 			/* 308 keeps the method and the body (RFC 9110 section 15.4.9). */
 			struct json_object *o = json_object_new_object();
 			json_object_object_add(o, "location", json_object_new_string(location));
-			req->route_name = "not_found";
+			req->route_name = "other";
 			resp_header(req, "Location", location);
 			resp_json(req, 308, o);
 		} else {
