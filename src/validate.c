@@ -358,8 +358,13 @@ void iso8601_ms(int64_t epoch_us, char out[32])
 /* ---------------------------------------------------------------------------
  * Field helpers
  *
- * Each mirrors one Zod 3 schema: a wrong JSON type yields only Zod's invalid_type
- * message; otherwise every failing check is reported, in Zod's order. An absent key
+ * Each mirrors one Zod 3.25 schema, as zod@3.25.76's v3/types.js implements it: a
+ * wrong JSON type yields only Zod's invalid_type message; otherwise every failing
+ * check is reported, in Zod's order. ZodString's min/max compare .length (UTF-16
+ * code units); ZodNumber takes every number JSON can carry, .int() is
+ * Number.isInteger (1.0, 1e3, -0 and 2^64 are integers), min/max compare the value
+ * as a double; ZodEnum and ZodLiteral compare strings exactly (case matters);
+ * ZodObject (not .strict()) ignores unknown keys. An absent key
  * is "Required" unless optional. JSON null is a value, so it fails the type check
  * even for optional fields, as with z.string().optional().
  * ------------------------------------------------------------------------- */
