@@ -592,7 +592,7 @@ for my $ep (@BODY_ENDPOINTS) {
 # A body in a content coding: 415 naming the one we take (RFC 9110 section 15.5.16).
 for my $ep (@BODY_ENDPOINTS) {
 	my $body = $JSON->encode($ep->{valid}->());
-	for my $ce ('gzip', 'deflate', 'br', 'compress', 'x-gzip', 'gzip, identity', 'GZIP', 'zstd') {
+	for my $ce ('gzip', 'br', 'gzip, identity') {
 		my $r = send_to($ep, body => $body, headers => { 'Content-Encoding' => $ce });
 		refused("$ep->{name}, Content-Encoding $ce", $r, status => 415);
 		is($r->{headers}{'accept-encoding'}, 'identity', "$ep->{name}, Content-Encoding $ce: Accept-Encoding: identity");
