@@ -22,6 +22,7 @@
 use strict;
 use warnings;
 
+use File::Glob qw(bsd_glob);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha256_hex);
@@ -342,7 +343,7 @@ sub delete_path {
 
 # ---- 1. the corpus files -----------------------------------------------------------
 
-my @corpus = sort glob "$FindBin::Bin/corpus/json/*.json";
+my @corpus = sort bsd_glob("$FindBin::Bin/corpus/json/*.json");    # the clone path may hold spaces
 ok(@corpus >= 50, scalar(@corpus) . ' corpus files in t/corpus/json');
 for my $file (@corpus) {
 	my ($name) = $file =~ m{([^/]+)\.json$};
