@@ -70,6 +70,43 @@ ensure_packages() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# ensure_node: node and npm, for the npm projects under t/ (the scanner app's
+# browser tests and benchmark, the Zod differential test). Debian's nodejs and
+# npm are installed only when node or npm is missing (a nodesource nodejs, for
+# one, already brings its own npm and conflicts with Debian's).
+ensure_node() {
+	local missing=()
+	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v npm >/dev/null 2>&1 || missing+=(npm)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# npm_ci DIR: installs DIR's pinned npm packages (package-lock.json) into
+# DIR/node_modules with "npm ci", unless they are there already and the lock file
+# has not changed since.
+npm_ci() {
+	local dir=$1
+	if [ -f "$dir/node_modules/.package-lock.json" ] \
+		&& [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		return 0
+	fi
+	say "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
+# ensure_browser_tests: Debian's chromium, node, npm and t/browser/node_modules
+# (playwright-core, exactly as t/browser/package-lock.json pins it), for
+# script/test and script/bench (script/server needs none of them).
+ensure_browser_tests() {
+	local SCANQA_PACKAGES=(chromium)   # ensure_packages reads this copy
+	ensure_packages
+	ensure_node
+	npm_ci "$SCANQA_ROOT/t/browser"
+}
+
 # build: autoreconf, configure with warnings as errors, make. Extra configure
 # arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
 # when its arguments changed or it never ran.
@@ -99,10 +136,13 @@ build() {
 # ---- private PostgreSQL clusters -------------------------------------------
 
 # pg_run CMD...: runs a PostgreSQL server binary as the cluster's OS user
-# ("postgres" when we are root, ourselves otherwise).
+# ("postgres" when we are root, ourselves otherwise). As postgres it starts in /,
+# since the clone may sit where postgres cannot enter (/root, a 0700 home), and
+# PostgreSQL's programs refuse to run from a directory they cannot read; every
+# path given must then be absolute.
 pg_run() {
 	if is_root; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -120,7 +160,7 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			if ! runuser -u postgres -- test -x "$d"; then
+			if ! (cd / && runuser -u postgres -- test -x "$d"); then
 				say "letting the postgres user traverse $d (chmod o+x)"
 				chmod o+x "$d"
 			fi
@@ -145,7 +185,7 @@ pg_init() {
 # "fast" turns fsync off (tests only). Waits until it accepts connections.
 pg_start() {
 	local base=$1 port=$2 mode=${3:-}
-	local opts="-c listen_addresses='' -k $base/sock -p $port"
+	local opts="-c listen_addresses='' -k '$base/sock' -p $port"
 	[ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	pg_run "$PG_BINDIR/pg_ctl" -D "$base/data" -o "$opts" -l "$base/postgresql.log" -w -t 60 start >/dev/null \
 		|| { tail -n 30 "$base/postgresql.log" >&2; die "PostgreSQL did not start in $base"; }
@@ -201,16 +241,24 @@ pg_drop_db() {
 scanqa_conf_for() {
 	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6
 	{
-		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|migrations_dir|socket_group)[[:space:]]*=' \
+		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|status_listen|migrations_dir|socket_group)[[:space:]]*=' \
 			"$SCANQA_ROOT/conf/scanqa.conf"
 		echo
 		echo "# replaced for a private PostgreSQL cluster by script/lib.sh"
 		echo "conninfo = \"dbname=$db user=scanqa_app host=$sock port=$port\""
 		echo "admin_conninfo = \"dbname=$db user=scanqa_owner host=$sock port=$port\""
 		echo "listen = $listen"
+		echo "status_listen = $(status_socket_for "$listen")"
 		echo "socket_group = $group"
 		echo "migrations_dir = $SCANQA_ROOT/sql"
 	} >"$out"
+}
+
+# status_socket_for LISTEN: the status socket next to a unix listen socket, as
+# production has it (/run/scanqa/scanqa.sock -> /run/scanqa/scanqa-status.sock).
+status_socket_for() {
+	local l=$1
+	echo "${l%.sock}-status.sock"
 }
 
 # ---- nginx ------------------------------------------------------------------
@@ -233,13 +281,22 @@ socket_group_for_nginx() {
 
 # nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
 # 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
-# conf/nginx/scanqa.conf with only the daemon's socket path replaced, and whose
+# conf/nginx/scanqa.conf with only the daemon's socket path and the scanner
+# app's directory (a copy of web/ in DIR/web) replaced, and whose
 # http block includes conf/nginx/scanqa-http.conf (the rate limit zone) as it is.
 nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
-	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	# The scanner app is served from a copy that nginx's workers (www-data when
+	# we are root) can read wherever the clone lives.
+	rm -rf "$dir/web"
+	cp -R "$SCANQA_ROOT/web" "$dir/web"
+	chmod -R a+rX "$dir/web"
+	sed -e "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" \
+		-e "s#unix:/run/scanqa/scanqa-status\.sock#$(status_socket_for "unix:$sock")#" \
+		-e "s#alias /usr/share/scanqa/web/\([^;]*\);#alias \"$dir/web/\\1\";#" \
+		"$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
 	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX
 # written by script/lib.sh (nginx_conf_for)
@@ -299,7 +356,10 @@ sync_tree() {
 		[ -f "$SCANQA_ROOT/$f" ] || continue
 		if ! cmp -s "$SCANQA_ROOT/$f" "$dest/$f"; then
 			mkdir -p "$dest/$(dirname "$f")"
-			cp -p "$SCANQA_ROOT/$f" "$dest/$f"
+			# A changed file gets the time of the copy, not its own: an object
+			# built there from an older copy may be newer than the source's
+			# mtime, and make would keep it.
+			cp --preserve=mode "$SCANQA_ROOT/$f" "$dest/$f"
 		fi
 	done <"$list"
 	# A source deleted here is deleted there (the build outputs stay).

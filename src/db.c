@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "scoreboard.h"
 
 static const struct conf *cfg;
 static PGconn *conn;
@@ -138,7 +139,10 @@ PGresult *db_exec(struct db_stmt *st, const char *const *params)
 		PQclear(r);
 		st->prepared_gen = generation;
 	}
-	return check(PQexecPrepared(conn, st->name, st->nparams, params, NULL, NULL, 0));
+	scoreboard_sql_begin(st->name);
+	PGresult *r = PQexecPrepared(conn, st->name, st->nparams, params, NULL, NULL, 0);
+	scoreboard_sql_end();
+	return check(r);
 }
 
 PGresult *db_exec_read(struct db_stmt *st, const char *const *params)
@@ -157,7 +161,10 @@ bool db_simple(const char *sql)
 {
 	if (!db_ensure())
 		return false;
-	PGresult *r = check(PQexec(conn, sql));
+	scoreboard_sql_begin(sql);
+	PGresult *r = PQexec(conn, sql);
+	scoreboard_sql_end();
+	r = check(r);
 	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (r && !ok)
 		log_error("%s failed: %s", sql, PQresultErrorMessage(r));

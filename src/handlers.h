@@ -34,6 +34,7 @@ void h_session_scan(struct request *req, const struct route_params *p);
 /* h_lookup.c */
 void h_lp_by_barcode(struct request *req, const struct route_params *p);
 void h_inspection_by_lp(struct request *req, const struct route_params *p);
+void h_open_inspections(struct request *req, const struct route_params *p);
 /* The spec's "lp" object from six columns of r starting at col: id, barcode,
  * product_id, batch_number, quantity (text), qa_status. */
 struct json_object *lp_json(const PGresult *r, int row, int col);

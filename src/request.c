@@ -11,6 +11,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "validate.h"
 
 int64_t now_mono_us(void)
 {
@@ -125,6 +126,7 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	req->method = request_param(req, "REQUEST_METHOD");
 	if (!req->method)
 		req->method = "";
+	req->head_only = strcmp(req->method, "HEAD") == 0;
 	/* REQUEST_URI is the raw URI: the router percent-decodes each segment itself, so
 	 * an encoded "/" or NUL can be refused instead of being normalised away. */
 	const char *uri = request_param(req, "REQUEST_URI");
@@ -149,6 +151,63 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	set_request_id(req);
 	log_set_request_id(req->request_id);
 	read_body(req, limit);
+}
+
+char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+' && plus_is_space) {
+			c = ' ';
+		} else if (c == '%') {
+			int h = i + 2 < len ? hex_digit((unsigned char)s[i + 1]) : -1;
+			int l = i + 2 < len ? hex_digit((unsigned char)s[i + 2]) : -1;
+			if (h < 0 || l < 0)
+				goto malformed;
+			c = h * 16 + l;
+			i += 2;
+		}
+		if (c == 0)
+			goto malformed;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+malformed:
+	free(out);
+	return NULL;
+}
+
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad)
+{
+	size_t nlen = strlen(name);
+	const char *q = req->query ? req->query : "";
+
+	*bad = false;
+	while (*q) {
+		const char *end = strchr(q, '&');
+		size_t len = end ? (size_t)(end - q) : strlen(q);
+		if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			size_t olen;
+			char *out = percent_decode(q + nlen + 1, len - nlen - 1, true, &olen);
+			if (!out || olen > max_bytes || !utf8_valid(out, olen)) {
+				free(out);
+				*bad = true;
+				return NULL;
+			}
+			return out;
+		}
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return NULL;
 }
 
 void request_free(struct request *req)
@@ -177,6 +236,7 @@ static const char *reason(int status)
 	case 201: return "Created";
 	case 204: return "No Content";
 	case 304: return "Not Modified";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -203,21 +263,32 @@ static bool send_response(struct request *req, int status, const char *content_t
 		return false;
 	}
 	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
-	char head[1024];
-	int hl = snprintf(head, sizeof(head),
-			  "Status: %d %s\r\n"
-			  "Content-Type: %s\r\n"
-			  "Cache-Control: no-store\r\n"
-			  "X-Request-Id: %s\r\n"
-			  "%s"
-			  "Content-Length: %zu\r\n\r\n",
-			  status, reason(status), content_type, req->request_id, req->extra_headers, len);
+	char head[2048];
+	int hl;
+	if (!content_type) /* 204: neither Content-Type nor Content-Length (RFC 9110 8.6) */
+		hl = snprintf(head, sizeof(head),
+			      "Status: %d %s\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "X-Request-Id: %s\r\n"
+			      "%s\r\n",
+			      status, reason(status), req->request_id, req->extra_headers);
+	else
+		hl = snprintf(head, sizeof(head),
+			      "Status: %d %s\r\n"
+			      "Content-Type: %s\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "X-Request-Id: %s\r\n"
+			      "%s"
+			      "Content-Length: %zu\r\n\r\n",
+			      status, reason(status), content_type, req->request_id, req->extra_headers, len);
 	if (hl < 0 || (size_t)hl >= sizeof(head)) {
 		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
 		len = 0;
 	}
 	FCGX_PutStr(head, hl, req->fcgi->out);
-	FCGX_PutStr(body, (int)len, req->fcgi->out);
+	/* HEAD: the same head, Content-Length included, and no body (RFC 9110 9.3.2). */
+	if (!req->head_only && len > 0)
+		FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;
 	return true;
@@ -234,6 +305,11 @@ void resp_json(struct request *req, int status, struct json_object *obj)
 void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len)
 {
 	send_response(req, status, content_type, body, len);
+}
+
+void resp_empty(struct request *req, int status)
+{
+	send_response(req, status, NULL, "", 0);
 }
 
 void resp_error(struct request *req, int status, const char *msg)

@@ -34,7 +34,8 @@ struct request {
 	struct caller caller;
 	int status;              /* status sent, 0 until the response is sent */
 	bool responded;
-	char extra_headers[512]; /* "Name: value\r\n" lines added by handlers */
+	bool head_only;          /* HEAD: the response of GET, without its body */
+	char extra_headers[1536]; /* "Name: value\r\n" lines added by handlers (Location up to 900) */
 	size_t extra_len;
 	int64_t start_us;        /* monotonic start, microseconds */
 	const char *route_name;  /* for logs and status counters */
@@ -51,6 +52,17 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit);
 void request_free(struct request *req);
 /* Returns a FastCGI param (HTTP_* headers, etc.) or NULL. */
 const char *request_param(const struct request *req, const char *name);
+/* Percent-decodes s[0..len) (RFC 3986 2.1; with plus_is_space, "+" is a space as in
+ * application/x-www-form-urlencoded) into a new NUL-terminated string the caller
+ * frees, its length in *out_len. Returns NULL on a malformed %XX, a decoded NUL, or
+ * no memory. */
+char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len);
+/* The first value of name in the query string (application/x-www-form-urlencoded,
+ * as URLSearchParams.get reads it: "+" is a space, %XX a byte), percent-decoded,
+ * in a new string the caller frees. Returns NULL when name is absent; sets *bad
+ * (and returns NULL) when its value is malformed: a bad %XX, a NUL, invalid UTF-8,
+ * or longer than max_bytes once decoded. */
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad);
 
 /* Adds a response header; ignored if it does not fit. */
 void resp_header(struct request *req, const char *name, const char *value);
@@ -62,6 +74,8 @@ void resp_json(struct request *req, int status, struct json_object *obj);
 void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends {"error": msg}. */
 void resp_error(struct request *req, int status, const char *msg);
+/* Sends a status without content (204): no Content-Type, Content-Length or body. */
+void resp_empty(struct request *req, int status);
 
 /* Current monotonic and wall-clock time in microseconds. */
 int64_t now_mono_us(void);

@@ -169,15 +169,22 @@ install_sleeper();
 	my $r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => [ $a ] });
 	json_ok($r, { success => 1, failed => 0, errors => [] }, 'an action syncs');
 	my $app = $t->app_dbh;
-	my $settle = $app->prepare('SELECT qa_sync_record_failure(?, ?, ?, NULL, 0, ?, true)');
-	$settle->execute($org, $user->{id}, encode_json($a), $MSG_LOST);
+	# As the daemon calls it: the action as sent and its timestamp in microseconds.
+	my $settle = $app->prepare('SELECT qa_sync_record_failure(?, ?, ?, NULL, ?, ?, true)');
+	$settle->execute($org, $user->{id}, encode_json($a), ($T0 + 30) * 1_000_000, $MSG_LOST);
 	is($settle->fetchrow_array, 'synced',
 		'asked after a lost connection, the database answers that a committed action is synced');
 	is_deeply(state_of($a), { %APPLIED, queue => [ 'synced' ] }, 'and writes no failed row for it');
 	my $b = qi_action((fresh())[0], $T0 + 31);
-	$settle->execute($org, $user->{id}, encode_json($b), $MSG_LOST);
+	$settle->execute($org, $user->{id}, encode_json($b), ($T0 + 31) * 1_000_000, $MSG_LOST);
 	is($settle->fetchrow_array, 'failed', 'an action that never committed is settled as failed');
 	is_deeply(state_of($b), { %UNTOUCHED, queue => [ 'failed' ] }, 'with a failed queue row');
+	# Another action under the committed one's id was not applied: never "synced".
+	my $c = { %$a, payload => { %{ $a->{payload} }, result => 'fail' } };
+	$settle->execute($org, $user->{id}, encode_json($c), ($T0 + 30) * 1_000_000, $MSG_LOST);
+	is($settle->fetchrow_array, 'failed', 'a different action under a committed id is settled as failed, not synced');
+	is($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload = ?::jsonb}, encode_json($c)),
+		'Action id already used for a different action', 'its failed queue row says why');
 }
 
 remove_sleeper();

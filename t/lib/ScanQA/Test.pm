@@ -64,8 +64,9 @@ directory, creates the roles and runs C<scanqa migrate>; only then may it
 C<stop_pg> and C<start_pg>.
 
 =item * C<scanqa.conf>: the production config (C<conf/scanqa.conf>) with only
-conninfo, admin_conninfo, listen (a unix socket in the directory),
-migrations_dir and socket_group replaced, then the C<conf> overrides applied
+conninfo, admin_conninfo, listen and status_listen (unix sockets in the
+directory: socket_path, status_socket_path), migrations_dir and socket_group
+replaced, then the C<conf> overrides applied
 (a value of undef removes the key, so the daemon's default applies).
 
 =item * C<scanqa serve>, its stderr in C<daemon.log>.
@@ -74,7 +75,8 @@ migrations_dir and socket_group replaced, then the C<conf> overrides applied
 directory, C<listen 127.0.0.1:PORT> on a free port, in the http block an
 include of C<conf/nginx/scanqa-http.conf> (the rate limit zone) as it is, and
 inside the server block an include of the production snippet
-(C<conf/nginx/scanqa.conf>) with only the socket path replaced.
+(C<conf/nginx/scanqa.conf>) with only the socket paths replaced (the
+daemon's and the master's status socket).
 
 =back
 
@@ -88,7 +90,8 @@ invoking user and socket_group is left empty.
 =head1 ENVIRONMENT
 
 C<SCANQA_BIN> (daemon binary, default ./scanqa), C<SCANQA_CONF> (config
-template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_NGINX_HTTP_CONF> (the http-context
+template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_WEB_DIR> (the scanner app, default
+web/; nginx serves a copy of it at /scanner/), C<SCANQA_NGINX_HTTP_CONF> (the http-context
 part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
@@ -216,6 +219,7 @@ sub _conf    { $ENV{SCANQA_CONF} // "$ROOT/conf/scanqa.conf" }
 sub _snippet { $ENV{SCANQA_NGINX_SNIPPET} // "$ROOT/conf/nginx/scanqa.conf" }
 sub _http_conf { $ENV{SCANQA_NGINX_HTTP_CONF} // "$ROOT/conf/nginx/scanqa-http.conf" }
 sub _sqldir  { $ENV{SCANQA_SQL_DIR} // "$ROOT/sql" }
+sub _webdir  { $ENV{SCANQA_WEB_DIR} // "$ROOT/web" }
 sub _nginx   { $ENV{NGINX} // '/usr/sbin/nginx' }
 
 sub _is_root { $> == 0 }
@@ -262,6 +266,7 @@ sub port { $_[0]{port} }
 sub db_name { $_[0]{db} }
 sub conf_path { "$_[0]{dir}/scanqa.conf" }
 sub socket_path { "$_[0]{dir}/scanqa.sock" }
+sub status_socket_path { "$_[0]{dir}/scanqa-status.sock" }
 
 # Starts the daemon and nginx and waits for health 200.
 sub start {
@@ -512,6 +517,7 @@ sub _write_conf {
 		conninfo       => "$ci user=scanqa_app",
 		admin_conninfo => "$ci user=scanqa_owner",
 		listen         => 'unix:' . $self->socket_path,
+		status_listen  => 'unix:' . $self->status_socket_path,
 		migrations_dir => _sqldir(),
 		socket_group   => ($self->_www_data ? 'www-data' : ''),
 		%{ $self->{conf_overrides} },
@@ -675,6 +681,11 @@ sub _write_nginx_conf {
 	my $snippet = _slurp(_snippet());
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
+	$snippet =~ s{unix:/run/scanqa/scanqa-status\.sock}{'unix:' . $self->status_socket_path}ge;
+	# The scanner app is served from a copy in the test's directory, which nginx's
+	# workers (www-data as root) can read wherever the clone lives.
+	_copy_tree(_webdir(), "$d/web");
+	$snippet =~ s{alias /usr/share/scanqa/web/([^;\s]*);}{alias "$d/web/$1";}g;
 	_spew("$d/scanqa-nginx.conf", $snippet);
 	# The http-context part (rate limit zone) is used verbatim.
 	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
@@ -719,6 +730,23 @@ http {
     }
 }
 EOF
+}
+
+# Copies the directory tree $from to $to, files mode 0644 and directories 0755.
+sub _copy_tree {
+	my ($from, $to) = @_;
+	mkdir $to;
+	chmod 0755, $to;
+	opendir(my $dh, $from) or croak "opendir $from: $!";
+	for my $e (grep { !/^\.\.?$/ } readdir $dh) {
+		if (-d "$from/$e") {
+			_copy_tree("$from/$e", "$to/$e");
+		} else {
+			copy("$from/$e", "$to/$e") or croak "copy $from/$e: $!";
+			chmod 0644, "$to/$e";
+		}
+	}
+	closedir $dh;
 }
 
 sub _start_nginx {
