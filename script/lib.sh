@@ -164,8 +164,10 @@ pg_psql() {
 	psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -U postgres -d "$db" "$@"
 }
 
-# pg_create_roles SOCKDIR PORT: the schema owner and the daemon's role. scanqa_app
-# must exist before migrate, because the migration grants to it.
+# pg_create_roles SOCKDIR PORT: the schema owner, the daemon's role, and the two
+# NOLOGIN roles that own the SECURITY DEFINER functions (scanqa_api, scanqa_auth;
+# the owner is their member so that migration 008 can give them functions). They
+# must exist before migrate, because the migrations grant to them.
 pg_create_roles() {
 	local sock=$1 port=$2
 	pg_psql "$sock" "$port" postgres <<'SQL'
@@ -177,8 +179,15 @@ BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_app') THEN
 		CREATE ROLE scanqa_app LOGIN;
 	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_api') THEN
+		CREATE ROLE scanqa_api NOLOGIN;
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_auth') THEN
+		CREATE ROLE scanqa_auth NOLOGIN;
+	END IF;
 END
 $$;
+GRANT scanqa_api, scanqa_auth TO scanqa_owner;
 SQL
 }
 

@@ -1,5 +1,6 @@
 /* router.c: the route table and dispatch: 404/405, 413, a body that does not match
- * its Content-Length (400), path parameters, 401/403, 415, then the handler. Every request leaves here with exactly one response. */
+ * its Content-Length (400), path parameters, the bearer token (401), 415, then the handler; PostgreSQL
+ * judges the credential (401/403) in the handler's statement. Every request leaves here with exactly one response. */
 #include "router.h"
 
 #include <stdio.h>
@@ -213,27 +214,15 @@ void router_dispatch(struct request *req)
 		goto out;
 	}
 	if (found->access != ACCESS_PUBLIC) {
-		switch (auth_check(req)) {
-		case AUTH_OK:
-			break;
-		case AUTH_UNAUTHORIZED:
+		/* Only the header's syntax is judged here; PostgreSQL judges the token
+		 * itself, the user and the role in the endpoint's statement, or first
+		 * thing when C refuses the request before that (credential_check). */
+		if (!auth_bearer(req)) {
 			resp_error(req, 401, "Unauthorized");
 			goto out;
-		case AUTH_NO_USER:
-			resp_error(req, 401, "User not found");
-			goto out;
-		case AUTH_DB_DOWN:
-			resp_header(req, "Retry-After", "1");
-			resp_error(req, 503, "Service unavailable");
-			goto out;
-		case AUTH_DB_ERROR:
-			resp_error(req, 500, "Internal server error");
-			goto out;
 		}
-		if (found->access == ACCESS_SCANNER && !auth_is_scanner_role(req->caller.role)) {
-			resp_error(req, 403, "Scanner access requires QA Inspector role");
-			goto out;
-		}
+		req->credential_check = found->access == ACCESS_SCANNER ? auth_confirm_scanner
+									: auth_confirm_user;
 	}
 	if (req->body_len > 0 && !is_json_content_type(req->content_type)) {
 		resp_error(req, 415, "Content-Type must be application/json");
