@@ -72,8 +72,8 @@ for my $what (qw(quick_inspection lp_lookup)) {
 	run_n($what, $N);
 	kill 'INT', $pid;
 	waitpid $pid, 0;
-	my ($total) = map { /^\s*100\.00\s+\S+\s+\S+\s+\S+\s+(\d+)\s+(\d+)?\s*total/ ? $1 : () } split /\n/, do { local (@ARGV, $/) = $out; <> };
 	my %calls = map { /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/ ? ($2 => $1) : () } split /\n/, do { local (@ARGV, $/) = $out; <> };
+	my $total = delete $calls{total};
 	printf "%-17s system calls per request: %.1f (%s)\n", $what, ($total // 0) / $N,
 		join ', ', map { sprintf '%s %.1f', $_, $calls{$_} / $N } sort { $calls{$b} <=> $calls{$a} } keys %calls;
 }

@@ -172,19 +172,15 @@ pg_create_roles() {
 	local sock=$1 port=$2
 	pg_psql "$sock" "$port" postgres <<'SQL'
 DO $$
+DECLARE
+	r text[];
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_owner') THEN
-		CREATE ROLE scanqa_owner LOGIN;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_app') THEN
-		CREATE ROLE scanqa_app LOGIN;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_api') THEN
-		CREATE ROLE scanqa_api NOLOGIN;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_auth') THEN
-		CREATE ROLE scanqa_auth NOLOGIN;
-	END IF;
+	FOREACH r SLICE 1 IN ARRAY ARRAY[['scanqa_owner', 'LOGIN'], ['scanqa_app', 'LOGIN'],
+	                                  ['scanqa_api', 'NOLOGIN'], ['scanqa_auth', 'NOLOGIN']] LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r[1]) THEN
+			EXECUTE format('CREATE ROLE %I %s', r[1], r[2]);
+		END IF;
+	END LOOP;
 END
 $$;
 GRANT scanqa_api, scanqa_auth TO scanqa_owner;

@@ -171,117 +171,21 @@ CREATE TRIGGER users_delete_guard BEFORE DELETE ON users
 -- the FOR KEY SHARE of a foreign key check (a test result or a scan that points at
 -- the row).
 
-CREATE OR REPLACE FUNCTION qa_complete_inspection(
-	p_org          uuid,
-	p_user         uuid,
-	p_inspection   uuid,
-	p_result       text,
-	p_notes        text,
-	p_defects      integer,
-	p_device       text,
-	p_location     text,
-	p_completed_at timestamptz,
-	p_offline      boolean,
-	p_sync_delay   bigint)
-RETURNS TABLE (outcome text, lp_id uuid, completed_at timestamptz, lp_new_status text)
-LANGUAGE plpgsql
-VOLATILE
-SECURITY INVOKER
-SET search_path = public, pg_temp
-AS $fn$
-#variable_conflict use_column
-DECLARE
-	v_old_status text;
-	v_old_result text;
-	v_lp         uuid;
-	v_done       timestamptz;
-	v_lp_status  text;
-BEGIN
-	IF p_org IS NULL OR p_user IS NULL OR p_inspection IS NULL THEN
-		RAISE EXCEPTION 'qa_complete_inspection: organization, user and inspection are required'
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-	IF p_result IS NULL OR p_result NOT IN ('pass', 'fail') THEN
-		RAISE EXCEPTION 'qa_complete_inspection: result must be pass or fail, not %',
-			coalesce(p_result, 'NULL')
-			USING ERRCODE = 'invalid_parameter_value';
-	END IF;
-
-	PERFORM set_config('scanqa.org_id', p_org::text, true);
-
-	SELECT i.status, i.result, i.lp_id, i.completed_at
-	  INTO v_old_status, v_old_result, v_lp, v_done
-	  FROM quality_inspections i
-	 WHERE i.id = p_inspection
-	   AND i.org_id = p_org
-	   FOR NO KEY UPDATE;
-	IF NOT FOUND THEN
-		outcome := 'not_found';
-		RETURN NEXT;
-		RETURN;
-	END IF;
-
-	IF v_old_status = 'completed' THEN
-		outcome := 'already_completed';
-		lp_id := v_lp;
-		completed_at := v_done;
-		RETURN NEXT;
-		RETURN;
-	END IF;
-
-	UPDATE quality_inspections i
-	   SET status            = 'completed',
-	       result            = p_result,
-	       result_notes      = p_notes,
-	       defects_found     = p_defects,
-	       inspection_method = 'scanner',
-	       scanner_device_id = p_device,
-	       scanner_location  = p_location,
-	       completed_at      = LEAST(coalesce(p_completed_at, now()), now()),
-	       completed_by      = p_user
-	 WHERE i.id = p_inspection
-	RETURNING i.completed_at INTO v_done;
-
-	UPDATE license_plates l
-	   SET qa_status  = CASE p_result WHEN 'pass' THEN 'passed' ELSE 'failed' END,
-	       updated_at = now()
-	 WHERE l.id = v_lp
-	   AND l.org_id = p_org
-	RETURNING l.qa_status INTO v_lp_status;
-
-	INSERT INTO quality_audit_log
-		(org_id, entity_type, entity_id, action, user_id,
-		 old_value, new_value, change_reason, metadata)
-	VALUES
-		(p_org, 'inspection', p_inspection::text, 'scanner_complete', p_user,
-		 jsonb_build_object('status', v_old_status, 'result', v_old_result),
-		 jsonb_build_object('status', 'completed', 'result', p_result),
-		 CASE p_result WHEN 'pass' THEN 'Scanner quick pass' ELSE 'Scanner quick fail' END,
-		 jsonb_build_object(
-			'inspection_method', 'scanner',
-			'device_id', p_device,
-			'offline_queued', coalesce(p_offline, false),
-			'sync_delay_seconds', coalesce(p_sync_delay, 0)));
-
-	outcome := 'ok';
-	lp_id := v_lp;
-	completed_at := v_done;
-	lp_new_status := v_lp_status;
-	RETURN NEXT;
-END
-$fn$;
-
 DO $$
 BEGIN
-	-- The two session functions differ from 003's only in their lock: replace
-	-- "FOR UPDATE" in their bodies rather than repeat 200 lines here.
+	-- qa_complete_inspection (001) and the two session functions (003) differ from
+	-- their earlier versions only in this lock: replace it in their bodies rather
+	-- than repeat 250 lines here.
+	EXECUTE replace(pg_get_functiondef('qa_complete_inspection(uuid, uuid, uuid, text, text, integer, text, text, timestamptz, boolean, bigint)'::regprocedure),
+		E'AND i.org_id = p_org\n\t   FOR UPDATE;', E'AND i.org_id = p_org\n\t   FOR NO KEY UPDATE;');
 	EXECUTE replace(pg_get_functiondef('qa_session_update(uuid, uuid, boolean, integer, integer[], text, text, text, integer, boolean)'::regprocedure),
 		'AND t.org_id = p_org FOR UPDATE;', 'AND t.org_id = p_org FOR NO KEY UPDATE;');
 	EXECUTE replace(pg_get_functiondef('qa_session_scan(uuid, uuid, boolean, integer, text)'::regprocedure),
 		'AND t.org_id = p_org FOR UPDATE;', 'AND t.org_id = p_org FOR NO KEY UPDATE;');
-	IF EXISTS (SELECT 1 FROM pg_proc WHERE proname IN ('qa_session_update', 'qa_session_scan')
-	            AND prosrc LIKE '%FOR UPDATE%') THEN
-		RAISE EXCEPTION 'qa_session_update/qa_session_scan still lock FOR UPDATE';
+	IF EXISTS (SELECT 1 FROM pg_proc
+	            WHERE proname IN ('qa_complete_inspection', 'qa_session_update', 'qa_session_scan')
+	              AND (prosrc LIKE '%FOR UPDATE%' OR prosrc NOT LIKE '%FOR NO KEY UPDATE%')) THEN
+		RAISE EXCEPTION 'qa_complete_inspection, qa_session_update and qa_session_scan must lock FOR NO KEY UPDATE';
 	END IF;
 END
 $$;
