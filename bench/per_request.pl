@@ -2,7 +2,8 @@
 # bench/per_request.pl: what one worker does per request, in system calls and heap
 # allocations, for a quick inspection and an LP look-up (README, "Performance").
 #
-#   perl -It/lib bench/per_request.pl [N]        N requests of each (default 200)
+#   perl -It/lib bench/per_request.pl [N [PART...]]  N requests of each (default
+#                                                200); PARTs: syscalls, wal, allocs
 #   SCANQA_BIN=OTHER/scanqa SCANQA_SQL_DIR=OTHER/sql perl -It/lib bench/per_request.pl
 #                                                the same for another build, e.g. the
 #                                                previous release (script/bench --before
@@ -22,6 +23,9 @@ use ScanQA::Test;
 use Time::HiRes qw(sleep);
 
 my $N = shift // 200;
+# Further arguments choose parts: syscalls, wal, allocs (default: all).
+my %only = map { $_ => 1 } @ARGV;
+sub part { !%only || $only{ $_[0] } }
 my $WARM = 20;
 my $dir = tempdir(CLEANUP => 1);
 
@@ -58,7 +62,7 @@ sub restart {
 
 # ---- system calls ---------------------------------------------------------------------
 
-for my $what (qw(quick_inspection lp_lookup)) {
+for my $what (part('syscalls') ? qw(quick_inspection lp_lookup) : ()) {
 	restart();
 	run_n($what, $WARM);
 	my ($worker) = $t->worker_pids;
@@ -78,6 +82,26 @@ for my $what (qw(quick_inspection lp_lookup)) {
 		join ', ', map { sprintf '%s %.1f', $_, $calls{$_} / $N } sort { $calls{$b} <=> $calls{$a} } keys %calls;
 }
 
+# ---- WAL of one quick inspection -------------------------------------------------------
+# Row locks are WAL-logged ("Heap LOCK"): a foreign key check's FOR KEY SHARE on the
+# organization's or the user's row shows here.
+
+if (part('wal')) {
+	my $bindir = (grep { -x "$_/pg_waldump" } glob('/usr/lib/postgresql/*/bin'))[-1];
+	my %rel = map { $t->one("SELECT pg_relation_filenode('$_')") => $_ } qw(organizations users);
+	run_n('quick_inspection', 1);
+	my $from = $t->one('SELECT pg_current_wal_insert_lsn()');
+	run_n('quick_inspection', 1);
+	my $to = $t->one('SELECT pg_current_wal_insert_lsn()');
+	my @wal = grep { /^rmgr:/ } split /\n/, `$bindir/pg_waldump -p $t->{pgbase}/data/pg_wal -s $from -e $to 2>/dev/null`;
+	my @locks = grep { /desc: LOCK/ } @wal;
+	my %on;
+	for (@locks) { $on{ $rel{$1} // 'other' }++ if m{rel \d+/\d+/(\d+)} }
+	print "$_\n" for $ENV{PER_REQUEST_VERBOSE} ? @wal : ();
+	printf "%-17s WAL records: %d, of them Heap LOCK: %d (%s)\n", 'quick_inspection', scalar @wal, scalar @locks,
+		join(', ', map { "$_ $on{$_}" } sort keys %on) || 'none';
+}
+
 # ---- allocations ----------------------------------------------------------------------
 
 sub worker_allocs {
@@ -92,7 +116,7 @@ sub worker_allocs {
 	return $log =~ /total heap usage: ([\d,]+) allocs/ ? $1 =~ tr/,//dr : undef;
 }
 
-for my $what (qw(quick_inspection lp_lookup)) {
+for my $what (part('allocs') ? qw(quick_inspection lp_lookup) : ()) {
 	my $base = worker_allocs($what, 0);
 	my $more = worker_allocs($what, $N);
 	if (!defined $base || !defined $more) {
@@ -101,5 +125,8 @@ for my $what (qw(quick_inspection lp_lookup)) {
 	}
 	printf "%-17s heap allocations per request: %.1f\n", $what, ($more - $base) / $N;
 }
-$t->start_daemon;
-$t->wait_health(200, 120);
+# The harness expects its daemon running at the end.
+if (!$t->{daemon_pid}) {
+	$t->start_daemon;
+	$t->wait_health(200, 120);
+}
