@@ -1,5 +1,5 @@
 /* request.h: one FastCGI request: its params, its body (read to the end, with a
- * limit), the authenticated caller, and exactly one JSON response. */
+ * limit), the bearer token's SHA-256, and exactly one JSON response. */
 #ifndef SCANQA_REQUEST_H
 #define SCANQA_REQUEST_H
 
