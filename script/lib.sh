@@ -180,10 +180,12 @@ BEGIN
 		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r[1]) THEN
 			EXECUTE format('CREATE ROLE %I %s', r[1], r[2]);
 		END IF;
+		IF r[2] = 'NOLOGIN' AND NOT pg_has_role('scanqa_owner', r[1], 'MEMBER') THEN
+			EXECUTE format('GRANT %I TO scanqa_owner', r[1]);
+		END IF;
 	END LOOP;
 END
 $$;
-GRANT scanqa_api, scanqa_auth TO scanqa_owner;
 SQL
 }
 
