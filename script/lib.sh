@@ -207,16 +207,24 @@ pg_drop_db() {
 scanqa_conf_for() {
 	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6
 	{
-		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|migrations_dir|socket_group)[[:space:]]*=' \
+		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|status_listen|migrations_dir|socket_group)[[:space:]]*=' \
 			"$SCANQA_ROOT/conf/scanqa.conf"
 		echo
 		echo "# replaced for a private PostgreSQL cluster by script/lib.sh"
 		echo "conninfo = \"dbname=$db user=scanqa_app host=$sock port=$port\""
 		echo "admin_conninfo = \"dbname=$db user=scanqa_owner host=$sock port=$port\""
 		echo "listen = $listen"
+		echo "status_listen = $(status_socket_for "$listen")"
 		echo "socket_group = $group"
 		echo "migrations_dir = $SCANQA_ROOT/sql"
 	} >"$out"
+}
+
+# status_socket_for LISTEN: the status socket next to a unix listen socket, as
+# production has it (/run/scanqa/scanqa.sock -> /run/scanqa/scanqa-status.sock).
+status_socket_for() {
+	local l=$1
+	echo "${l%.sock}-status.sock"
 }
 
 # ---- nginx ------------------------------------------------------------------
@@ -245,7 +253,9 @@ nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
-	sed "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" "$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
+	sed -e "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" \
+		-e "s#unix:/run/scanqa/scanqa-status\.sock#$(status_socket_for "unix:$sock")#" \
+		"$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
 	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX
 # written by script/lib.sh (nginx_conf_for)
@@ -305,7 +315,10 @@ sync_tree() {
 		[ -f "$SCANQA_ROOT/$f" ] || continue
 		if ! cmp -s "$SCANQA_ROOT/$f" "$dest/$f"; then
 			mkdir -p "$dest/$(dirname "$f")"
-			cp -p "$SCANQA_ROOT/$f" "$dest/$f"
+			# A changed file gets the time of the copy, not its own: an object
+			# built there from an older copy may be newer than the source's
+			# mtime, and make would keep it.
+			cp --preserve=mode "$SCANQA_ROOT/$f" "$dest/$f"
 		fi
 	done <"$list"
 	# A source deleted here is deleted there (the build outputs stay).

@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <libpq-fe.h>
 
 enum conf_type { CT_STRING, CT_INT, CT_SIZE, CT_MODE, CT_LOGLEVEL };
 
@@ -29,9 +32,11 @@ static const struct conf_item items[] = {
 	{ "conninfo", CT_STRING, OFF(conninfo), "dbname=scanqa user=scanqa_app", 0, 0, true },
 	{ "admin_conninfo", CT_STRING, OFF(admin_conninfo), "dbname=scanqa", 0, 0, true },
 	{ "listen", CT_STRING, OFF(listen), "unix:/run/scanqa/scanqa.sock", 0, 0, false },
+	{ "listen_backlog", CT_INT, OFF(listen_backlog), "1024", 1, 65535, false },
+	{ "status_listen", CT_STRING, OFF(status_listen), "", 0, 0, false },
 	{ "socket_mode", CT_MODE, OFF(socket_mode), "0660", 0, 0, false },
 	{ "socket_group", CT_STRING, OFF(socket_group), "", 0, 0, false },
-	{ "workers", CT_INT, OFF(workers), "4", 1, 256, true },
+	{ "workers", CT_INT, OFF(workers), "4", 1, CONF_WORKERS_MAX, true },
 	{ "max_requests", CT_INT, OFF(max_requests), "10000", 0, INT_MAX, true },
 	{ "body_limit", CT_SIZE, OFF(body_limit), "1048576", 1024, 64L * 1024 * 1024, true },
 	{ "statement_timeout", CT_INT, OFF(statement_timeout_ms), "5000", 0, 3600000, true },
@@ -60,8 +65,9 @@ static void seterr(char *err, size_t errlen, const char *path, int line, const c
 		snprintf(err, errlen, "%s: %s", path, msg);
 }
 
-/* Stores one value. Returns NULL on success or a static error message. */
-static const char *set_value(struct conf *c, const struct conf_item *it, const char *val)
+/* Stores one value. Returns NULL on success or an error message (static, or in the
+ * caller's msg buffer). */
+static const char *set_value(struct conf *c, const struct conf_item *it, const char *val, char *msg, size_t msglen)
 {
 	char *target = (char *)c + it->offset;
 	char *end;
@@ -82,8 +88,10 @@ static const char *set_value(struct conf *c, const struct conf_item *it, const c
 		n = strtol(val, &end, 10);
 		if (errno || end == val || *end != '\0')
 			return "expected a whole number";
-		if (n < it->min || n > it->max)
-			return "value out of range";
+		if (n < it->min || n > it->max) {
+			snprintf(msg, msglen, "value out of range (%ld..%ld)", it->min, it->max);
+			return msg;
+		}
 		if (it->type == CT_INT)
 			*(int *)target = (int)n;
 		else
@@ -114,16 +122,89 @@ static char *trim(char *s)
 	return s;
 }
 
-static bool check_listen(const char *l)
+bool conf_tcp_address(const char *l, char *host, size_t hostlen, char *port, size_t portlen)
 {
-	if (strncmp(l, "unix:", 5) == 0)
-		return l[5] == '/' && strlen(l + 5) < 100;
-	const char *colon = strrchr(l, ':');
-	if (!colon || colon == l)
-		return false;
+	const char *h = l, *colon;
+	size_t hl;
+	if (l[0] == '[') {
+		const char *close = strchr(l, ']');
+		if (!close || close[1] != ':')
+			return false;
+		h = l + 1;
+		hl = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(l, ':');
+		if (!colon)
+			return false;
+		hl = (size_t)(colon - l);
+	}
 	char *end;
-	long port = strtol(colon + 1, &end, 10);
-	return *end == '\0' && port > 0 && port < 65536;
+	long p = strtol(colon + 1, &end, 10);
+	if (hl == 0 || hl >= hostlen || *end != '\0' || colon[1] == '\0' || p <= 0 || p > 65535 ||
+	    strlen(colon + 1) >= portlen)
+		return false;
+	memcpy(host, h, hl);
+	host[hl] = '\0';
+	snprintf(port, portlen, "%s", colon + 1);
+	return true;
+}
+
+/* NULL when l is an address the daemon may listen on, else why not. TCP is refused
+ * beyond loopback: FastCGI has no authentication, libfcgi's address allow-list
+ * (FCGI_WEB_SERVER_ADDRS) ignores IPv6, and CVE-2025-23016 is only partly fixed in
+ * Debian 12's libfcgi, so only processes on this host may reach the socket. */
+static const char *listen_error(const char *l)
+{
+	char host[64], port[8];
+	struct in_addr a4;
+	struct in6_addr a6;
+	if (strncmp(l, "unix:", 5) == 0)
+		return l[5] == '/' && strlen(l + 5) < 100 ? NULL
+			: "expected unix:/absolute/path (under 100 bytes)";
+	if (!conf_tcp_address(l, host, sizeof(host), port, sizeof(port)))
+		return "expected unix:/absolute/path, 127.0.0.1:PORT or [::1]:PORT";
+	if (l[0] != '[' && inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127 ? NULL
+			: "a TCP address must be loopback (127.0.0.0/8 or [::1]): FastCGI has no authentication";
+	if (l[0] == '[' && inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6) ? NULL
+			: "a TCP address must be loopback (127.0.0.0/8 or [::1]): FastCGI has no authentication";
+	return "expected a numeric address: unix:/absolute/path, 127.0.0.1:PORT or [::1]:PORT";
+}
+
+static const char *conninfo_error(const char *ci, char *msg, size_t msglen)
+{
+	char *perr = NULL;
+	PQconninfoOption *o = PQconninfoParse(ci, &perr);
+	if (o) {
+		PQconninfoFree(o);
+		return NULL;
+	}
+	snprintf(msg, msglen, "%s", perr ? perr : "invalid connection string");
+	PQfreemem(perr);
+	size_t n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	return msg;
+}
+
+/* Checks of one setting beyond its type and range. NULL when fine. */
+static const char *check_item(const struct conf *c, const char *key, char *msg, size_t msglen)
+{
+	if (strcmp(key, "listen") == 0)
+		return listen_error(c->listen);
+	if (strcmp(key, "status_listen") == 0 && c->status_listen[0])
+		return listen_error(c->status_listen);
+	if (strcmp(key, "socket_group") == 0 && c->socket_group[0] && !getgrnam(c->socket_group)) {
+		snprintf(msg, msglen, "no such group \"%s\"", c->socket_group);
+		return msg;
+	}
+	if (strcmp(key, "conninfo") == 0)
+		return conninfo_error(c->conninfo, msg, msglen);
+	if (strcmp(key, "admin_conninfo") == 0)
+		return conninfo_error(c->admin_conninfo, msg, msglen);
+	return NULL;
 }
 
 bool conf_load(const char *path, struct conf *out, char *err, size_t errlen)
@@ -134,9 +215,11 @@ bool conf_load(const char *path, struct conf *out, char *err, size_t errlen)
 	int lineno = 0;
 	FILE *f = NULL;
 
+	char msgbuf[300];
+
 	memset(&c, 0, sizeof(c));
 	for (size_t i = 0; i < N_ITEMS; i++) {
-		if (set_value(&c, &items[i], items[i].def) != NULL) {
+		if (set_value(&c, &items[i], items[i].def, msgbuf, sizeof(msgbuf)) != NULL) {
 			seterr(err, errlen, path, 0, "bad built-in default for %s", items[i].name);
 			goto fail;
 		}
@@ -191,23 +274,28 @@ bool conf_load(const char *path, struct conf *out, char *err, size_t errlen)
 			goto fail;
 		}
 		seen[i] = true;
-		const char *msg = set_value(&c, &items[i], val);
+		const char *msg = set_value(&c, &items[i], val, msgbuf, sizeof(msgbuf));
+		if (!msg)
+			msg = check_item(&c, key, msgbuf, sizeof(msgbuf));
 		if (msg) {
 			seterr(err, errlen, path, lineno, "%s: %s", key, msg);
-			goto fail;
-		}
-		if (strcmp(key, "listen") == 0 && !check_listen(c.listen)) {
-			seterr(err, errlen, path, lineno,
-			       "listen: expected unix:/absolute/path (under 100 bytes) or HOST:PORT");
-			goto fail;
-		}
-		if (strcmp(key, "socket_group") == 0 && c.socket_group[0] && !getgrnam(c.socket_group)) {
-			seterr(err, errlen, path, lineno, "socket_group: no such group \"%s\"", c.socket_group);
 			goto fail;
 		}
 	}
 	if (ferror(f)) {
 		seterr(err, errlen, path, 0, "read error: %s", strerror(errno));
+		goto fail;
+	}
+	/* Defaults pass the same checks as values from the file. */
+	for (size_t i = 0; i < N_ITEMS; i++) {
+		const char *msg = seen[i] ? NULL : check_item(&c, items[i].name, msgbuf, sizeof(msgbuf));
+		if (msg) {
+			seterr(err, errlen, path, 0, "%s (default): %s", items[i].name, msg);
+			goto fail;
+		}
+	}
+	if (c.status_listen[0] && strcmp(c.status_listen, c.listen) == 0) {
+		seterr(err, errlen, path, 0, "status_listen: must differ from listen");
 		goto fail;
 	}
 	fclose(f);
@@ -234,12 +322,21 @@ void conf_free(struct conf *c)
 
 const char *conf_reload_blocker(const struct conf *old, const struct conf *new_conf)
 {
-	if (strcmp(old->listen, new_conf->listen) != 0)
-		return "listen";
-	if (old->socket_mode != new_conf->socket_mode)
-		return "socket_mode";
-	if (strcmp(old->socket_group, new_conf->socket_group) != 0)
-		return "socket_group";
+	for (size_t i = 0; i < N_ITEMS; i++) {
+		if (items[i].reloadable)
+			continue;
+		const char *a = (const char *)old + items[i].offset, *b = (const char *)new_conf + items[i].offset;
+		bool same;
+		switch (items[i].type) {
+		case CT_STRING: same = strcmp(*(char *const *)a, *(char *const *)b) == 0; break;
+		case CT_INT: same = *(const int *)a == *(const int *)b; break;
+		case CT_SIZE: same = *(const size_t *)a == *(const size_t *)b; break;
+		case CT_MODE: same = *(const unsigned *)a == *(const unsigned *)b; break;
+		default: same = *(const enum log_level *)a == *(const enum log_level *)b; break;
+		}
+		if (!same)
+			return items[i].name;
+	}
 	return NULL;
 }
 
@@ -262,6 +359,8 @@ void conf_dump(const struct conf *c)
 	print_conninfo("conninfo", c->conninfo);
 	print_conninfo("admin_conninfo", c->admin_conninfo);
 	printf("listen = %s\n", c->listen);
+	printf("listen_backlog = %d\n", c->listen_backlog);
+	printf("status_listen = %s\n", c->status_listen);
 	printf("socket_mode = %04o\n", c->socket_mode);
 	printf("socket_group = %s\n", c->socket_group);
 	printf("workers = %d\n", c->workers);

@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "request.h"
+#include "scoreboard.h"
 
 static const struct conf *cfg;
 static PGconn *conn;
@@ -130,7 +131,10 @@ PGresult *db_exec(struct db_stmt *st, const char *const *params)
 		PQclear(r);
 		st->prepared_gen = generation;
 	}
-	return check(PQexecPrepared(conn, st->name, st->nparams, params, NULL, NULL, 0));
+	scoreboard_sql_begin(st->name);
+	PGresult *r = PQexecPrepared(conn, st->name, st->nparams, params, NULL, NULL, 0);
+	scoreboard_sql_end();
+	return check(r);
 }
 
 PGresult *db_exec_read(struct db_stmt *st, const char *const *params)

@@ -1,4 +1,4 @@
-/* main.c: command line: serve, migrate, issue-token, check-config. */
+/* main.c: command line: serve, migrate, issue-token, status, reload, check-config. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +9,7 @@
 #include "log.h"
 #include "master.h"
 #include "migrate.h"
+#include "status_cmd.h"
 #include "token.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/scanqa/scanqa.conf"
@@ -23,7 +24,11 @@ static void usage(FILE *out)
 		"  migrate        apply pending database migrations (as admin_conninfo)\n"
 		"  issue-token    create an API token for a user; prints it once\n"
 		"                 (run 'scanqa issue-token --help' for its options)\n"
+		"  status         the running daemon's workers, queue and rates, from its status socket\n"
+		"                 (run 'scanqa status --help' for its options)\n"
+		"  reload [PID]   SIGHUP to the master; fails, saying why, if it refuses the config\n"
 		"  check-config   validate the config file and print the settings\n"
+		"                 (--quiet: print only what is wrong)\n"
 		"  version        print the version\n"
 		"\n"
 		"  -c FILE        config file (default %s)\n",
@@ -99,9 +104,15 @@ int main(int argc, char **argv)
 		rc = migrate_run(&c);
 	} else if (strcmp(cmd, "issue-token") == 0) {
 		rc = token_issue_main(&c, argc - i, argv + i);
+	} else if (strcmp(cmd, "status") == 0) {
+		rc = status_cmd_main(&c, argc - i, argv + i);
+	} else if (strcmp(cmd, "reload") == 0) {
+		rc = reload_cmd_main(&c, argc - i, argv + i);
 	} else if (strcmp(cmd, "check-config") == 0) {
+		/* --quiet: only errors (ExecReload runs it before each reload). */
+		bool quiet = i < argc && strcmp(argv[i], "--quiet") == 0;
 		rc = conninfo_valid("conninfo", c.conninfo) && conninfo_valid("admin_conninfo", c.admin_conninfo) ? 0 : 1;
-		if (rc == 0) {
+		if (rc == 0 && !quiet) {
 			conf_dump(&c);
 			fprintf(stderr, "%s: OK\n", path);
 		}

@@ -1,11 +1,21 @@
 /* master.c: the master process. It opens the listen socket, forks the workers, and
- * then only waits for signals: its handlers set flags, and the loop below acts on them
- * (reap and respawn with a crash-loop backoff, rolling reload on SIGHUP, graceful stop
- * on SIGTERM with a SIGKILL deadline). It never opens a database connection, so no
- * PGconn is ever inherited across fork(). */
+ * then only waits for signals and status-page connections: its handlers set flags,
+ * and the loop below acts on them (reap and respawn with a crash-loop backoff,
+ * rolling reload on SIGHUP, graceful stop on SIGTERM with a SIGKILL deadline). It
+ * never opens a database connection, so no PGconn is ever inherited across fork().
+ *
+ * The status page: the master serves it on its own small socket (status_listen, as
+ * php-fpm's pm.status_listen), so it answers when every worker is busy and requests
+ * wait in the main socket's backlog. Every tick it samples that backlog (the accept
+ * queue) for the page.
+ *
+ * Signals: SIGTERM, SIGINT, SIGQUIT graceful stop; SIGHUP reload; SIGUSR1 and SIGUSR2 are
+ * logged and ignored (nginx's "reopen logs" and "upgrade binary": scanqa writes no
+ * files, and logrotate scripts written for nginx send SIGUSR1). */
 #include "master.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <netdb.h>
@@ -19,17 +29,26 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <libpq-fe.h>
+#include <fcgiapp.h>
 
+#include "handlers.h"
 #include "log.h"
 #include "request.h"
+#include "router.h"
 #include "scoreboard.h"
+#include "sockdiag.h"
 #include "worker.h"
 
 #define MAX_CHILDREN (SB_MAX_WORKERS)
 #define BACKOFF_MIN_US 100000LL
 #define BACKOFF_MAX_US 10000000LL
 #define HEALTHY_AFTER_US 5000000LL
+/* The status socket: each read or write of a status request must make progress
+ * within this long, or the request fails. Only nginx's group and root may connect; a
+ * peer among them that drips its request byte by byte could still hold the master
+ * for longer (workers keep serving meanwhile). */
+#define STATUS_IO_TIMEOUT_S 1
+#define STATUS_PER_TICK 16
 
 struct child {
 	pid_t pid;
@@ -42,20 +61,26 @@ struct child {
 static struct child children[MAX_CHILDREN];
 static struct conf *cfg;
 static int listen_fd = -1;
+static int status_fd = -1;
+static FCGX_Request status_req;
 static unsigned gen = 1;
 static int crash_streak;
 static int64_t next_spawn_us;
 
-static volatile sig_atomic_t got_term, got_hup, got_chld;
+static volatile sig_atomic_t got_term, got_hup, got_chld, got_usr1, got_usr2;
 
 static void on_signal(int sig)
 {
-	if (sig == SIGTERM || sig == SIGINT)
+	if (sig == SIGTERM || sig == SIGINT || sig == SIGQUIT)
 		got_term = 1;
 	else if (sig == SIGHUP)
 		got_hup = 1;
 	else if (sig == SIGCHLD)
 		got_chld = 1;
+	else if (sig == SIGUSR1)
+		got_usr1 = 1;
+	else if (sig == SIGUSR2)
+		got_usr2 = 1;
 }
 
 /* ---------------------------------------------------------------- sd_notify */
@@ -123,15 +148,15 @@ static int open_unix(const char *path, unsigned mode, const char *group)
 
 static int open_tcp(const char *hostport)
 {
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
+	char host[64], port[8];
 	struct addrinfo hints, *res = NULL;
-	snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	if (!conf_tcp_address(hostport, host, sizeof(host), port, sizeof(port)))
+		fatal("listen %s: not HOST:PORT", hostport);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST;
-	int rc = getaddrinfo(host, colon + 1, &hints, &res);
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0)
 		fatal("listen %s: %s", hostport, gai_strerror(rc));
 	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -143,28 +168,96 @@ static int open_tcp(const char *hostport)
 	return fd;
 }
 
+/* Opens, binds and listens on a "unix:/path" or loopback TCP address. The socket is
+ * non-blocking: a process that lost the race for a connection gets EAGAIN instead of
+ * sleeping in accept(). */
+static int open_socket(const char *addr, int backlog)
+{
+	int fd;
+	if (strncmp(addr, "unix:", 5) == 0)
+		fd = open_unix(addr + 5, cfg->socket_mode, cfg->socket_group);
+	else
+		fd = open_tcp(addr);
+	if (listen(fd, backlog) != 0)
+		fatal("listen: %s", strerror(errno));
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	log_info("listening on %s", addr);
+	return fd;
+}
+
 static void open_listen(void)
 {
-	if (strncmp(cfg->listen, "unix:", 5) == 0)
-		listen_fd = open_unix(cfg->listen + 5, cfg->socket_mode, cfg->socket_group);
-	else
-		listen_fd = open_tcp(cfg->listen);
-	if (listen(listen_fd, 1024) != 0)
-		fatal("listen: %s", strerror(errno));
-	/* Non-blocking, so a worker that lost the race for a connection gets EAGAIN
-	 * instead of sleeping in accept() where no signal handling can reach it. */
-	fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
-	log_info("listening on %s", cfg->listen);
+	listen_fd = open_socket(cfg->listen, cfg->listen_backlog);
+	if (cfg->status_listen[0])
+		status_fd = open_socket(cfg->status_listen, 16);
+}
+
+static void close_socket(int *fd, const char *addr)
+{
+	if (*fd < 0)
+		return;
+	close(*fd);
+	*fd = -1;
+	if (strncmp(addr, "unix:", 5) == 0)
+		unlink(addr + 5);
 }
 
 static void close_listen(void)
 {
+	close_socket(&listen_fd, cfg->listen);
+	close_socket(&status_fd, cfg->status_listen);
+}
+
+/* ---------------------------------------------------------------- status page */
+
+/* Samples the accept queue of the listen socket into the scoreboard. */
+static void sample_queue(void)
+{
+	static bool warned;
+	uint32_t q, backlog;
 	if (listen_fd < 0)
 		return;
-	close(listen_fd);
-	listen_fd = -1;
-	if (strncmp(cfg->listen, "unix:", 5) == 0)
-		unlink(cfg->listen + 5);
+	if (!sockdiag_listen_queue(listen_fd, strncmp(cfg->listen, "unix:", 5) == 0, &q, &backlog)) {
+		if (!warned)
+			log_warn("cannot read the accept queue of %s: %s; the status page shows 0", cfg->listen,
+				 strerror(errno));
+		warned = true;
+		return;
+	}
+	struct scoreboard *sb = scoreboard();
+	sb->listen_queue = q;
+	sb->listen_backlog = backlog;
+	if (q > sb->listen_queue_max)
+		sb->listen_queue_max = q;
+}
+
+/* One request on the status socket: the status page, or 404 for any other path. */
+static void serve_status(FCGX_Request *fr, const struct conf *c)
+{
+	struct request req;
+	request_init(&req, fr, c->body_limit);
+	req.route_name = "status";
+	sample_queue();
+	if (strcmp(req.path, "/scanqa/status") != 0 || strcmp(req.method, "GET") != 0)
+		resp_error(&req, 404, "Not found");
+	else
+		h_status(&req, NULL);
+	scoreboard_record(router_endpoint("status"), req.status, now_mono_us() - req.start_us);
+	request_free(&req);
+}
+
+static void accept_status(void)
+{
+	for (int i = 0; i < STATUS_PER_TICK; i++) {
+		int fd = accept4(status_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
+				log_warn("status socket: accept: %s", strerror(errno));
+			return;
+		}
+		worker_serve_fd(&status_req, fd, STATUS_IO_TIMEOUT_S, strncmp(cfg->status_listen, "unix:", 5) != 0,
+				serve_status, cfg);
+	}
 }
 
 /* ---------------------------------------------------------------- children */
@@ -190,9 +283,13 @@ static bool spawn_worker(void)
 	int ci;
 	for (ci = 0; ci < MAX_CHILDREN && children[ci].pid; ci++)
 		;
-	int slot = scoreboard_claim(0);
-	if (ci == MAX_CHILDREN || slot < 0) {
-		log_error("no free worker slot");
+	int slot = ci < MAX_CHILDREN ? scoreboard_claim(0) : -1;
+	if (slot < 0) {
+		/* Cannot happen while workers <= CONF_WORKERS_MAX; logged once, not per tick. */
+		static bool logged;
+		if (!logged)
+			log_error("no free worker slot");
+		logged = true;
 		return false;
 	}
 	pid_t pid = fork();
@@ -201,8 +298,12 @@ static bool spawn_worker(void)
 		scoreboard_release(slot);
 		return false;
 	}
-	if (pid == 0)
+	if (pid == 0) {
+		if (status_fd >= 0)
+			close(status_fd); /* the master's alone */
+		sockdiag_close();
 		worker_main(cfg, listen_fd, slot);
+	}
 	scoreboard()->slots[slot].pid = pid;
 	scoreboard()->slots[slot].started_us = now_wall_us();
 	scoreboard()->slots[slot].generation = gen;
@@ -281,33 +382,37 @@ static void signal_children(int sig, int only_gen)
 
 /* ---------------------------------------------------------------- reload */
 
-static bool conninfo_ok(const char *ci, const char *what)
+static void reload_refused(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void reload_refused(const char *fmt, ...)
 {
-	char *err = NULL;
-	PQconninfoOption *o = PQconninfoParse(ci, &err);
-	if (!o) {
-		log_error("%s: %s", what, err ? err : "invalid");
-		PQfreemem(err);
-		return false;
-	}
-	PQconninfoFree(o);
-	return true;
+	struct scoreboard *sb = scoreboard();
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sb->last_reload_error, sizeof(sb->last_reload_error), fmt, ap);
+	va_end(ap);
+	sb->last_reload_ok = 0;
+	sb->reloads_refused_total++;
+	log_error("reload refused, keeping the running config: %s", sb->last_reload_error);
 }
 
+/* Reads the config again. It must pass every check start-up makes (conf_load makes
+ * them all), and change no setting that needs a restart; otherwise the running config
+ * stays, and the refusal is logged and shown on the status page. */
 static void reload(void)
 {
 	struct conf next;
 	char err[600];
 	notify("RELOADING=1");
+	scoreboard()->last_reload_us = now_wall_us();
 	if (!conf_load(cfg->path, &next, err, sizeof(err))) {
-		log_error("reload refused, keeping the running config: %s", err);
+		reload_refused("%s", err);
 		notify("READY=1");
 		return;
 	}
 	const char *blocker = conf_reload_blocker(cfg, &next);
-	if (blocker || !conninfo_ok(next.conninfo, "conninfo")) {
-		if (blocker)
-			log_error("reload refused, keeping the running config: %s cannot change without a restart", blocker);
+	if (blocker) {
+		reload_refused("%s cannot change without a restart", blocker);
 		conf_free(&next);
 		notify("READY=1");
 		return;
@@ -317,6 +422,9 @@ static void reload(void)
 	log_set_level(cfg->log_level);
 	gen++;
 	scoreboard()->generation = gen;
+	scoreboard()->workers_configured = cfg->workers;
+	scoreboard()->last_reload_ok = 1;
+	scoreboard()->last_reload_error[0] = '\0';
 	crash_streak = 0;
 	next_spawn_us = 0;
 	log_info("configuration reloaded; replacing workers one by one");
@@ -361,21 +469,21 @@ int master_run(struct conf *c)
 	sigset_t block, empty;
 
 	cfg = c;
-	if (!conninfo_ok(cfg->conninfo, "conninfo"))
-		return 1;
-	if (cfg->workers > SB_MAX_WORKERS - 1)
-		fatal("workers: at most %d", SB_MAX_WORKERS - 1);
 	if (!scoreboard_create())
 		fatal("cannot map the scoreboard: %s", strerror(errno));
 	scoreboard()->master_started_us = now_wall_us();
 	scoreboard()->master_pid = getpid();
 	scoreboard()->generation = gen;
+	scoreboard()->workers_configured = cfg->workers;
 
 	sigemptyset(&block);
 	sigaddset(&block, SIGTERM);
 	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGQUIT);
 	sigaddset(&block, SIGHUP);
 	sigaddset(&block, SIGCHLD);
+	sigaddset(&block, SIGUSR1);
+	sigaddset(&block, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	sigemptyset(&empty);
 	memset(&sa, 0, sizeof(sa));
@@ -383,8 +491,17 @@ int master_run(struct conf *c)
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGQUIT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGCHLD, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	/* The status page is read through libfcgi. FCGX_Init replaces the handler of
+	 * SIGPIPE, SIGUSR1 and SIGTERM when it is default or ignored (ours are neither,
+	 * but SIGPIPE's is): set SIGPIPE after it. */
+	if (FCGX_Init() != 0)
+		fatal("FCGX_Init failed");
+	FCGX_InitRequest(&status_req, -1, 0);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
 
@@ -397,11 +514,21 @@ int master_run(struct conf *c)
 	int64_t deadline = 0;
 	for (;;) {
 		struct timespec tick = { 0, 50 * 1000000L };
-		ppoll(NULL, 0, &tick, &empty); /* signals get in only here */
+		struct pollfd pfd = { .fd = status_fd, .events = POLLIN };
+		/* Signals get in only here. */
+		int n = ppoll(&pfd, status_fd >= 0 ? 1 : 0, &tick, &empty);
 
 		if (got_chld) {
 			got_chld = 0;
 			reap(stopping);
+		}
+		if (got_usr1) {
+			got_usr1 = 0;
+			log_info("SIGUSR1 ignored: scanqa writes no log files to reopen (it logs to stderr)");
+		}
+		if (got_usr2) {
+			got_usr2 = 0;
+			log_info("SIGUSR2 ignored: it has no meaning for scanqa");
 		}
 		if (got_term && !stopping) {
 			stopping = true;
@@ -423,6 +550,9 @@ int master_run(struct conf *c)
 			}
 			continue;
 		}
+		if (n > 0 && status_fd >= 0 && (pfd.revents & POLLIN))
+			accept_status();
+		sample_queue();
 		if (got_hup) {
 			got_hup = 0;
 			reload();
@@ -435,6 +565,7 @@ int master_run(struct conf *c)
 		}
 	}
 	log_info("stopped");
+	sockdiag_close();
 	conf_free(cfg);
 	return 0;
 }

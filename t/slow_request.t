@@ -1,6 +1,7 @@
 #!/usr/bin/perl
 # slow_request.t: a request that takes at least slow_request_ms is logged at
-# warn level, with its request id, method, route, status and duration; with
+# warn level, with its request id, method, route, status, duration and the SQL
+# statement it spent longest in (php-fpm's slowlog names the function); with
 # slow_request_ms = 0 nothing is logged as slow.
 
 use strict;
@@ -38,10 +39,12 @@ sub slow_lines { grep { /slow request/ } split /\n/, $t->daemon_log }
 	my $rid = $r->{headers}{'x-request-id'};
 	my @l = grep { /req=\Q$rid\E / } slow_lines();
 	is(scalar @l, 1, 'it is logged once as a slow request, under its request id') or diag($t->daemon_log);
-	like($l[0] // '', qr/^WARN \[\d+\] req=\Q$rid\E slow request: POST quick_inspection -> 200 in (\d+) ms$/,
-		'the line names method, route, status and duration');
-	my ($ms) = ($l[0] // '') =~ / in (\d+) ms$/;
+	like($l[0] // '', qr/^WARN \[\d+\] req=\Q$rid\E slow request: POST quick_inspection -> 200 in (\d+) ms; longest SQL: quick_inspection, (\d+) ms$/,
+		'the line names method, route, status, duration, and the SQL statement the worker waited on');
+	my ($ms, $sql_ms) = ($l[0] // '') =~ / in (\d+) ms; longest SQL: \w+, (\d+) ms$/;
 	ok(defined $ms && $ms >= $SLEEP_MS, "the logged duration ($ms ms) covers the ${SLEEP_MS} ms spent in the database");
+	ok(defined $sql_ms && $sql_ms >= $SLEEP_MS && $sql_ms <= $ms,
+		"the statement's time ($sql_ms ms) covers the ${SLEEP_MS} ms and is part of the request's");
 }
 
 {

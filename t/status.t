@@ -52,16 +52,16 @@ sub code_count {
 	my @w = @{ $s->{workers} };
 	is_deeply([sort { $a <=> $b } map { $_->{pid} } @w], [$t->worker_pids],
 		'the worker list is exactly the processes the master forked');
-	my @busy = grep { $_->{state} eq 'busy' } @w;
-	is(scalar @busy, 1, 'one worker is busy: the one serving this page');
-	is($busy[0]{current_route}, 'status', 'the busy worker is serving the status route');
-	ok(defined $busy[0]{current_request_ms} && $busy[0]{current_request_ms} >= 0, 'the busy worker shows the age of its request');
 	my @idle = grep { $_->{state} eq 'idle' } @w;
-	is(scalar @idle, 2, 'the two others are idle');
-	ok(!grep({ defined $_->{current_request_ms} || defined $_->{current_route} } @idle),
-		'an idle worker has no current request');
+	is(scalar @idle, 3, 'every worker is idle: the master serves the page on its own socket');
+	ok(!grep({ defined $_->{current_request_ms} || defined $_->{current_route} || defined $_->{current_sql} } @idle),
+		'an idle worker has no current request or SQL statement');
 	ok(!grep({ $_->{config_generation} != 1 } @w), 'every worker runs config generation 1');
-	is_deeply($s->{worker_states}, { starting => 0, idle => 2, busy => 1, stopping => 0 }, 'worker states are summed up');
+	is_deeply($s->{worker_states}, { starting => 0, idle => 3, busy => 0, stopping => 0 }, 'worker states are summed up');
+	is($s->{saturation}{workers_configured}, 3, 'the page shows the configured worker count');
+	is($s->{saturation}{listen_queue}{current}, 0, 'nothing waits in the accept queue');
+	ok($s->{saturation}{listen_queue}{backlog} > 0, 'the accept queue size is shown');
+	is($s->{master}{last_reload}{at}, undef, 'no reload yet');
 	ok(exists $s->{endpoints}{$_}, "endpoint $_ is listed")
 		for qw(health quick_inspection status not_found method_not_allowed);
 }
@@ -90,7 +90,7 @@ sub code_count {
 	}
 	is($after->{total_requests} - $before->{total_requests}, 9, 'total requests went up by the 9 made');
 	my $served = sub { my $n = 0; $n += $_->{requests} for @{ $_[0]{workers} }; $n };
-	is($served->($after) - $served->($before), 9, "the workers' request counts went up by 9 together");
+	is($served->($after) - $served->($before), 8, "the workers' request counts went up by the 8 API requests together (the master served the page)");
 
 	for my $ep (qw(health quick_inspection status)) {
 		my $h = $after->{endpoints}{$ep}{latency_ms};
@@ -121,12 +121,15 @@ sub code_count {
 	while (time < $deadline) {
 		$s = $t->status;
 		($w) = grep { ($_->{current_route} // '') eq 'quick_inspection' } @{ $s->{workers} };
-		last if $w;
+		last if $w && ($w->{current_sql} // '') eq 'quick_inspection';
 		sleep 0.02;
 	}
 	ok($w, 'a worker waiting in the database shows up as busy with route quick_inspection');
 	is($w && $w->{state}, 'busy', 'its state is busy');
 	ok($w && defined $w->{current_request_ms}, 'its current request has an age');
+	is($w && $w->{current_sql}, 'quick_inspection', 'it shows the SQL statement it waits on');
+	ok($w && defined $w->{current_sql_ms} && $w->{current_sql_ms} <= $w->{current_request_ms},
+		'with the time spent in it so far');
 	$lock->commit;
 	$lock->disconnect;
 	is($t->request_finish($sock)->{status}, 200, 'the waiting completion succeeds once the lock is released');
@@ -187,7 +190,11 @@ sub parse_prometheus {
 		'not_found answers are the same as on the JSON page');
 	is_deeply([sort { $a <=> $b } map { $_->[1]{pid} } grep { $_->[0] eq 'scanqa_worker_requests_total' } @$samples],
 		[$t->worker_pids], 'scanqa_worker_requests_total has one series per worker process');
-	is($v{'scanqa_workers{state=busy}'}, 1, 'one worker is busy (serving the scrape)');
+	is($v{'scanqa_workers{state=busy}'}, 0, 'no worker is busy (the master serves the scrape)');
+	is($type->{$_}, 'gauge', "$_ is a gauge") for qw(scanqa_listen_queue scanqa_listen_queue_max scanqa_listen_backlog);
+	is($type->{scanqa_all_workers_busy_total}, 'counter', 'scanqa_all_workers_busy_total is a counter');
+	is($type->{scanqa_queue_wait_seconds}, 'histogram', 'scanqa_queue_wait_seconds is a histogram');
+	ok($v{'scanqa_queue_wait_seconds_count{}'} > 0, 'requests passed by nginx have their queue wait counted');
 	is($v{'scanqa_start_time_seconds{}'} + 0 > 1e9, 1, 'master start time is in seconds since the epoch');
 
 	for my $ep (qw(health quick_inspection status)) {

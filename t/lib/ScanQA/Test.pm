@@ -64,8 +64,9 @@ directory, creates the roles and runs C<scanqa migrate>; only then may it
 C<stop_pg> and C<start_pg>.
 
 =item * C<scanqa.conf>: the production config (C<conf/scanqa.conf>) with only
-conninfo, admin_conninfo, listen (a unix socket in the directory),
-migrations_dir and socket_group replaced, then the C<conf> overrides applied
+conninfo, admin_conninfo, listen and status_listen (unix sockets in the
+directory: socket_path, status_socket_path), migrations_dir and socket_group
+replaced, then the C<conf> overrides applied
 (a value of undef removes the key, so the daemon's default applies).
 
 =item * C<scanqa serve>, its stderr in C<daemon.log>.
@@ -74,7 +75,8 @@ migrations_dir and socket_group replaced, then the C<conf> overrides applied
 directory, C<listen 127.0.0.1:PORT> on a free port, in the http block an
 include of C<conf/nginx/scanqa-http.conf> (the rate limit zone) as it is, and
 inside the server block an include of the production snippet
-(C<conf/nginx/scanqa.conf>) with only the socket path replaced.
+(C<conf/nginx/scanqa.conf>) with only the socket paths replaced (the
+daemon's and the master's status socket).
 
 =back
 
@@ -257,6 +259,7 @@ sub port { $_[0]{port} }
 sub db_name { $_[0]{db} }
 sub conf_path { "$_[0]{dir}/scanqa.conf" }
 sub socket_path { "$_[0]{dir}/scanqa.sock" }
+sub status_socket_path { "$_[0]{dir}/scanqa-status.sock" }
 
 # Starts the daemon and nginx and waits for health 200.
 sub start {
@@ -502,6 +505,7 @@ sub _write_conf {
 		conninfo       => "$ci user=scanqa_app",
 		admin_conninfo => "$ci user=scanqa_owner",
 		listen         => 'unix:' . $self->socket_path,
+		status_listen  => 'unix:' . $self->status_socket_path,
 		migrations_dir => _sqldir(),
 		socket_group   => ($self->_www_data ? 'www-data' : ''),
 		%{ $self->{conf_overrides} },
@@ -665,6 +669,7 @@ sub _write_nginx_conf {
 	my $snippet = _slurp(_snippet());
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
+	$snippet =~ s{unix:/run/scanqa/scanqa-status\.sock}{'unix:' . $self->status_socket_path}ge;
 	_spew("$d/scanqa-nginx.conf", $snippet);
 	# The http-context part (rate limit zone) is used verbatim.
 	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
