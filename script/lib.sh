@@ -69,6 +69,36 @@ ensure_packages() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# ensure_node: node and npm for the scanner app's browser tests and benchmark.
+# Debian's nodejs and npm are installed only when node or npm is missing (a
+# nodesource nodejs, for one, already brings its own npm and conflicts with
+# Debian's).
+ensure_node() {
+	local missing=()
+	command -v node >/dev/null 2>&1 || missing+=(nodejs)
+	command -v npm >/dev/null 2>&1 || missing+=(npm)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	say "installing ${missing[*]}"
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# ensure_browser_tests: Debian's chromium, node, npm and t/browser/node_modules
+# (playwright-core, exactly as t/browser/package-lock.json pins it), for
+# script/test and script/bench (script/server needs none of them). npm ci runs
+# only when the lock file is newer than what was installed.
+ensure_browser_tests() {
+	local dir="$SCANQA_ROOT/t/browser"
+	local SCANQA_PACKAGES=(chromium)   # ensure_packages reads this copy
+	ensure_packages
+	ensure_node
+	if [ ! -f "$dir/node_modules/.package-lock.json" ] \
+		|| [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+		say "npm ci in t/browser (playwright-core)"
+		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
 # build: autoreconf, configure with warnings as errors, make. Extra configure
 # arguments may be given (e.g. --enable-sanitizers). Re-runs configure only
 # when its arguments changed or it never ran.
@@ -247,14 +277,21 @@ socket_group_for_nginx() {
 
 # nginx_conf_for DIR PORT SOCKET: writes DIR/nginx.conf for a private nginx on
 # 127.0.0.1:PORT (pid, logs and temp files in DIR) whose server block includes
-# conf/nginx/scanqa.conf with only the daemon's socket path replaced, and whose
+# conf/nginx/scanqa.conf with only the daemon's socket path and the scanner
+# app's directory (a copy of web/ in DIR/web) replaced, and whose
 # http block includes conf/nginx/scanqa-http.conf (the rate limit zone) as it is.
 nginx_conf_for() {
 	local dir=$1 port=$2 sock=$3
 	mkdir -p "$dir/tmp"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
+	# The scanner app is served from a copy that nginx's workers (www-data when
+	# we are root) can read wherever the clone lives.
+	rm -rf "$dir/web"
+	cp -R "$SCANQA_ROOT/web" "$dir/web"
+	chmod -R a+rX "$dir/web"
 	sed -e "s#unix:/run/scanqa/scanqa\.sock#unix:$sock#" \
 		-e "s#unix:/run/scanqa/scanqa-status\.sock#$(status_socket_for "unix:$sock")#" \
+		-e "s#alias /usr/share/scanqa/web/\([^;]*\);#alias \"$dir/web/\\1\";#" \
 		"$SCANQA_ROOT/conf/nginx/scanqa.conf" >"$dir/scanqa.conf"
 	cp "$SCANQA_ROOT/conf/nginx/scanqa-http.conf" "$dir/scanqa-http.conf"
 	cat >"$dir/nginx.conf" <<NGINX

@@ -504,6 +504,33 @@ BEGIN
 END
 $fn$;
 
+-- api_open_inspections: GET /api/quality/inspections/open (005); qa_open_inspections'
+-- rows for the caller's organization.
+CREATE FUNCTION api_open_inspections(p_token_sha256 bytea, p_since timestamptz, p_after_us bigint,
+                                     p_after_id uuid, p_limit integer)
+RETURNS TABLE (
+	lp_id                 uuid,
+	barcode               text,
+	product_id            text,
+	batch_number          text,
+	quantity              text,
+	qa_status             text,
+	inspection_id         uuid,
+	inspection_number     text,
+	inspection_status     text,
+	inspection_result     text,
+	inspection_created_us bigint,
+	changed_us            bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = public, pg_temp
+AS $fn$
+DECLARE
+	c qa_caller := qa_credential(p_token_sha256, 'scanner');
+BEGIN
+	RETURN QUERY SELECT * FROM qa_open_inspections(c.org_id, p_since, p_after_us, p_after_id, p_limit);
+END
+$fn$;
+
 -- ---- privileges ---------------------------------------------------------------------
 
 -- The old credential function goes: the daemon no longer looks tokens up.
@@ -558,7 +585,9 @@ GRANT EXECUTE ON FUNCTION
 	qa_session_update(uuid, uuid, boolean, integer, integer[], text, text, text, integer, boolean),
 	qa_session_scan(uuid, uuid, boolean, integer, text),
 	qa_lp_by_barcode(uuid, text),
-	qa_inspection_by_lp(uuid, uuid)
+	qa_inspection_by_lp(uuid, uuid),
+	qa_open_inspections(uuid, timestamptz, bigint, uuid, integer),
+	qa_inspection_touch()
 	TO scanqa_api;
 
 DO $$

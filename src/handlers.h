@@ -29,5 +29,6 @@ void h_session_scan(struct request *req, const struct route_params *p);
 /* h_lookup.c */
 void h_lp_by_barcode(struct request *req, const struct route_params *p);
 void h_inspection_by_lp(struct request *req, const struct route_params *p);
+void h_open_inspections(struct request *req, const struct route_params *p);
 
 #endif

@@ -47,7 +47,7 @@ static void skip_ws(struct scan *s)
 		s->p++;
 }
 
-static int hexval(unsigned char c)
+int hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -67,7 +67,7 @@ static long scan_u_escape(struct scan *s)
 	if (s->end - s->p < 5)
 		return -1;
 	for (int i = 1; i <= 4; i++) {
-		int h = hexval(s->p[i]);
+		int h = hex_digit((unsigned char)s->p[i]);
 		if (h < 0)
 			return -1;
 		v = v * 16 + h;

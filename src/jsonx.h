@@ -34,6 +34,9 @@ bool jsonx_number(struct json_object *v, double *out);
 /* Serialises compactly (no spaces, "/" not escaped). The string belongs to obj. */
 const char *jsonx_dump(struct json_object *obj, size_t *len);
 
+/* The value 0..15 of the hexadecimal digit c (either case), or -1. */
+int hex_digit(int c);
+
 /* Builders that accept NULL for JSON null. */
 struct json_object *jsonx_str_or_null(const char *s);
 

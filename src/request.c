@@ -11,6 +11,7 @@
 
 #include "jsonx.h"
 #include "log.h"
+#include "validate.h"
 
 int64_t now_mono_us(void)
 {
@@ -149,6 +150,63 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	set_request_id(req);
 	log_set_request_id(req->request_id);
 	read_body(req, limit);
+}
+
+char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len)
+{
+	char *out = malloc(len + 1);
+	size_t o = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		int c = (unsigned char)s[i];
+		if (c == '+' && plus_is_space) {
+			c = ' ';
+		} else if (c == '%') {
+			int h = i + 2 < len ? hex_digit((unsigned char)s[i + 1]) : -1;
+			int l = i + 2 < len ? hex_digit((unsigned char)s[i + 2]) : -1;
+			if (h < 0 || l < 0)
+				goto malformed;
+			c = h * 16 + l;
+			i += 2;
+		}
+		if (c == 0)
+			goto malformed;
+		out[o++] = (char)c;
+	}
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+malformed:
+	free(out);
+	return NULL;
+}
+
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad)
+{
+	size_t nlen = strlen(name);
+	const char *q = req->query ? req->query : "";
+
+	*bad = false;
+	while (*q) {
+		const char *end = strchr(q, '&');
+		size_t len = end ? (size_t)(end - q) : strlen(q);
+		if (len > nlen && strncmp(q, name, nlen) == 0 && q[nlen] == '=') {
+			size_t olen;
+			char *out = percent_decode(q + nlen + 1, len - nlen - 1, true, &olen);
+			if (!out || olen > max_bytes || !utf8_valid(out, olen)) {
+				free(out);
+				*bad = true;
+				return NULL;
+			}
+			return out;
+		}
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	return NULL;
 }
 
 void request_free(struct request *req)

@@ -52,6 +52,17 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit);
 void request_free(struct request *req);
 /* Returns a FastCGI param (HTTP_* headers, etc.) or NULL. */
 const char *request_param(const struct request *req, const char *name);
+/* Percent-decodes s[0..len) (RFC 3986 2.1; with plus_is_space, "+" is a space as in
+ * application/x-www-form-urlencoded) into a new NUL-terminated string the caller
+ * frees, its length in *out_len. Returns NULL on a malformed %XX, a decoded NUL, or
+ * no memory. */
+char *percent_decode(const char *s, size_t len, bool plus_is_space, size_t *out_len);
+/* The first value of name in the query string (application/x-www-form-urlencoded,
+ * as URLSearchParams.get reads it: "+" is a space, %XX a byte), percent-decoded,
+ * in a new string the caller frees. Returns NULL when name is absent; sets *bad
+ * (and returns NULL) when its value is malformed: a bad %XX, a NUL, invalid UTF-8,
+ * or longer than max_bytes once decoded. */
+char *request_query_value(const struct request *req, const char *name, size_t max_bytes, bool *bad);
 
 /* Adds a response header; ignored if it does not fit. */
 void resp_header(struct request *req, const char *name, const char *value);

@@ -26,6 +26,7 @@ const struct route routes[] = {
 	{ "POST", "/api/v1/scan-sessions/{session_id}/scans", h_session_scan, ACCESS_USER, "session_scan" },
 	{ "GET", "/api/warehouse/license-plates/barcode/{barcode}", h_lp_by_barcode, ACCESS_SCANNER, "lp_by_barcode" },
 	{ "GET", "/api/quality/inspections/by-lp/{lpId}", h_inspection_by_lp, ACCESS_SCANNER, "inspection_by_lp" },
+	{ "GET", "/api/quality/inspections/open", h_open_inspections, ACCESS_SCANNER, "open_inspections" },
 };
 const int n_routes = (int)(sizeof(routes) / sizeof(routes[0]));
 
@@ -57,50 +58,19 @@ int router_endpoint(const char *route_name)
 	return n - 1;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes seg[0..len) into a new string. Returns NULL when the segment is
  * malformed, too long, or decodes to NUL, "/" or invalid UTF-8. */
 static char *decode_segment(const char *seg, size_t len)
 {
+	size_t o;
+	char *out;
+
 	if (len > PARAM_MAX_BYTES * 3)
 		return NULL;
-	char *out = malloc(len + 1);
-	size_t o = 0;
+	out = percent_decode(seg, len, false, &o);
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		char c = seg[i];
-		if (c == '%') {
-			if (i + 2 >= len) {
-				free(out);
-				return NULL;
-			}
-			int h = hexval(seg[i + 1]), l = hexval(seg[i + 2]);
-			if (h < 0 || l < 0) {
-				free(out);
-				return NULL;
-			}
-			c = (char)(h * 16 + l);
-			i += 2;
-		}
-		if (c == '\0' || c == '/') {
-			free(out);
-			return NULL;
-		}
-		out[o++] = c;
-	}
-	out[o] = '\0';
-	if (o == 0 || o > PARAM_MAX_BYTES || !utf8_valid(out, o)) {
+	if (o == 0 || o > PARAM_MAX_BYTES || memchr(out, '/', o) || !utf8_valid(out, o)) {
 		free(out);
 		return NULL;
 	}

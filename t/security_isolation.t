@@ -196,6 +196,26 @@ for my $ep (@ENDPOINTS) {
 		'synced', "...as synced, not as a duplicate of org A's action");
 }
 
+# The offline copy's listing: B's full listing and B's refresh hold none of A's
+# inspections, open or completed, right after A listed them on the same connection.
+{
+	my $a_open = $t->make_inspection($org_a, $t->make_lp($org_a));
+	my $b_open = $t->make_inspection($org_b, $t->make_lp($org_b));
+	my %a_ids = map { $_ => 1 } @{ $t->dbh->selectcol_arrayref('SELECT id FROM quality_inspections WHERE org_id = ?', undef, $org_a) };
+	for my $role (sort keys %{ $user{b} }) {
+		my $ra = $t->request(GET => '/api/quality/inspections/open', token => $user{a}{$role}{token});
+		ok((grep { $_->{id} eq $a_open } @{ $ra->{json}{inspections} // [] }), "open listing: org A's $role sees A's inspection");
+		for my $query ('', '?since=2000-01-01T00:00:00Z', '?limit=1') {
+			my $r = $t->request(GET => "/api/quality/inspections/open$query", token => $user{b}{$role}{token});
+			is($r->{status}, 200, "open listing$query: org B's $role is answered");
+			is(scalar(grep { $a_ids{ $_->{id} } } @{ $r->{json}{inspections} // [] }), 0,
+				"open listing$query: org B's $role sees none of org A's inspections");
+		}
+		my $r = $t->request(GET => '/api/quality/inspections/open?since=2000-01-01T00:00:00Z', token => $user{b}{$role}{token});
+		ok((grep { $_->{id} eq $b_open } @{ $r->{json}{inspections} // [] }), "open listing: org B's $role sees B's own");
+	}
+}
+
 # ---- in SQL, as the role of the daemon's functions -------------------------------------
 
 # Every table with an org_id column must be under forced RLS. scanqa_api reads

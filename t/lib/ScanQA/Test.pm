@@ -90,7 +90,8 @@ invoking user and socket_group is left empty.
 =head1 ENVIRONMENT
 
 C<SCANQA_BIN> (daemon binary, default ./scanqa), C<SCANQA_CONF> (config
-template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_NGINX_HTTP_CONF> (the http-context
+template), C<SCANQA_NGINX_SNIPPET>, C<SCANQA_WEB_DIR> (the scanner app, default
+web/; nginx serves a copy of it at /scanner/), C<SCANQA_NGINX_HTTP_CONF> (the http-context
 part, conf/nginx/scanqa-http.conf), C<SCANQA_SQL_DIR> (migrations; demo data in
 its demo/ subdirectory): test an installed package instead of the build tree.
 C<SCANQA_WRAPPER>: a command prefix for the daemon, e.g.
@@ -213,6 +214,7 @@ sub _conf    { $ENV{SCANQA_CONF} // "$ROOT/conf/scanqa.conf" }
 sub _snippet { $ENV{SCANQA_NGINX_SNIPPET} // "$ROOT/conf/nginx/scanqa.conf" }
 sub _http_conf { $ENV{SCANQA_NGINX_HTTP_CONF} // "$ROOT/conf/nginx/scanqa-http.conf" }
 sub _sqldir  { $ENV{SCANQA_SQL_DIR} // "$ROOT/sql" }
+sub _webdir  { $ENV{SCANQA_WEB_DIR} // "$ROOT/web" }
 sub _nginx   { $ENV{NGINX} // '/usr/sbin/nginx' }
 
 sub _is_root { $> == 0 }
@@ -670,6 +672,10 @@ sub _write_nginx_conf {
 	my $n = ($snippet =~ s{unix:/run/scanqa/scanqa\.sock}{'unix:' . $self->socket_path}ge);
 	croak _snippet() . " does not pass to unix:/run/scanqa/scanqa.sock" unless $n;
 	$snippet =~ s{unix:/run/scanqa/scanqa-status\.sock}{'unix:' . $self->status_socket_path}ge;
+	# The scanner app is served from a copy in the test's directory, which nginx's
+	# workers (www-data as root) can read wherever the clone lives.
+	_copy_tree(_webdir(), "$d/web");
+	$snippet =~ s{alias /usr/share/scanqa/web/([^;\s]*);}{alias "$d/web/$1";}g;
 	_spew("$d/scanqa-nginx.conf", $snippet);
 	# The http-context part (rate limit zone) is used verbatim.
 	copy(_http_conf(), "$d/scanqa-http.conf") or croak "copy " . _http_conf() . ": $!";
@@ -714,6 +720,23 @@ http {
     }
 }
 EOF
+}
+
+# Copies the directory tree $from to $to, files mode 0644 and directories 0755.
+sub _copy_tree {
+	my ($from, $to) = @_;
+	mkdir $to;
+	chmod 0755, $to;
+	opendir(my $dh, $from) or croak "opendir $from: $!";
+	for my $e (grep { !/^\.\.?$/ } readdir $dh) {
+		if (-d "$from/$e") {
+			_copy_tree("$from/$e", "$to/$e");
+		} else {
+			copy("$from/$e", "$to/$e") or croak "copy $from/$e: $!";
+			chmod 0644, "$to/$e";
+		}
+	}
+	closedir $dh;
 }
 
 sub _start_nginx {
