@@ -78,6 +78,7 @@ one_statement('scan session patch', 200, PATCH => "/api/v1/scan-sessions/$sid", 
 one_statement('scan', 201, POST => "/api/v1/scan-sessions/$sid/scans", token => $user->{token}, json => { barcode => $barcode });
 one_statement('LP look-up by barcode', 200, GET => "/api/warehouse/license-plates/barcode/$barcode", token => $user->{token});
 one_statement('inspection by LP', 200, GET => "/api/quality/inspections/by-lp/$lp", token => $user->{token});
+one_statement('open inspections listing', 200, GET => '/api/quality/inspections/open', token => $user->{token});
 one_statement('an unknown token', 401, GET => "/api/warehouse/license-plates/barcode/$barcode", token => 'no-such-token');
 one_statement('a role without scanner access', 403, GET => "/api/warehouse/license-plates/barcode/$barcode", token => $viewer->{token});
 ($r, $st) = one_statement('an invalid body', 400, POST => $QI, token => $user->{token}, json => { result => 'maybe' });
