@@ -162,7 +162,7 @@ static void check_scan_sessions(struct json_object *body)
 {
 	struct session_create c;
 	struct session_patch pa;
-	const char *barcode;
+	char barcode[BARCODE_BYTES_MAX + 1];
 	struct verrors e;
 
 	verrors_init(&e);
@@ -191,9 +191,9 @@ static void check_scan_sessions(struct json_object *body)
 	verrors_free(&e);
 
 	verrors_init(&e);
-	ok = scan_parse(body, &barcode, &e);
+	ok = scan_parse(body, barcode, &e);
 	REQUIRE(ok == !verrors_any(&e));
-	REQUIRE(!ok || (barcode && barcode_problem(barcode, strlen(barcode)) == NULL));
+	REQUIRE(!ok || barcode_problem(barcode, strlen(barcode)) == NULL);
 	check_error_response(&e);
 	verrors_free(&e);
 }
@@ -228,8 +228,17 @@ static void check_raw_strings(const uint8_t *data, size_t size)
 		int32_t id;
 		char versions[IF_MATCH_ARRAY_LEN];
 		const char *problem = barcode_problem((const char *)data, size);
+		char barcode[BARCODE_BYTES_MAX + 1];
 
 		REQUIRE(!problem || *problem);
+		/* A normalised barcode is a barcode, and normalising it again changes nothing. */
+		if (!barcode_normalize((const char *)data, size, barcode)) {
+			char again[BARCODE_BYTES_MAX + 1];
+			REQUIRE(barcode_problem(barcode, strlen(barcode)) == NULL);
+			REQUIRE(barcode_normalize(barcode, strlen(barcode), again) == NULL);
+			/* Not when the rest starts with another AIM identifier: "]C1]C1x". */
+			REQUIRE(strcmp(again, barcode) == 0 || barcode[0] == ']');
+		}
 		if (session_parse_id(s, &id) == SESSION_ID_OK)
 			REQUIRE(id >= 1);
 		if (session_if_match(s, versions) == IF_MATCH_LIST)

@@ -69,10 +69,10 @@ ensure_packages() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
-# ensure_node: node and npm for the scanner app's browser tests and benchmark.
-# Debian's nodejs and npm are installed only when node or npm is missing (a
-# nodesource nodejs, for one, already brings its own npm and conflicts with
-# Debian's).
+# ensure_node: node and npm, for the npm projects under t/ (the scanner app's
+# browser tests and benchmark, the Zod differential test). Debian's nodejs and
+# npm are installed only when node or npm is missing (a nodesource nodejs, for
+# one, already brings its own npm and conflicts with Debian's).
 ensure_node() {
 	local missing=()
 	command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -83,20 +83,27 @@ ensure_node() {
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
+# npm_ci DIR: installs DIR's pinned npm packages (package-lock.json) into
+# DIR/node_modules with "npm ci", unless they are there already and the lock file
+# has not changed since.
+npm_ci() {
+	local dir=$1
+	if [ -f "$dir/node_modules/.package-lock.json" ] \
+		&& [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+		return 0
+	fi
+	say "npm ci in $dir"
+	(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 # ensure_browser_tests: Debian's chromium, node, npm and t/browser/node_modules
 # (playwright-core, exactly as t/browser/package-lock.json pins it), for
-# script/test and script/bench (script/server needs none of them). npm ci runs
-# only when the lock file is newer than what was installed.
+# script/test and script/bench (script/server needs none of them).
 ensure_browser_tests() {
-	local dir="$SCANQA_ROOT/t/browser"
 	local SCANQA_PACKAGES=(chromium)   # ensure_packages reads this copy
 	ensure_packages
 	ensure_node
-	if [ ! -f "$dir/node_modules/.package-lock.json" ] \
-		|| [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-		say "npm ci in t/browser (playwright-core)"
-		(cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-	fi
+	npm_ci "$SCANQA_ROOT/t/browser"
 }
 
 # build: autoreconf, configure with warnings as errors, make. Extra configure
@@ -128,10 +135,13 @@ build() {
 # ---- private PostgreSQL clusters -------------------------------------------
 
 # pg_run CMD...: runs a PostgreSQL server binary as the cluster's OS user
-# ("postgres" when we are root, ourselves otherwise).
+# ("postgres" when we are root, ourselves otherwise). As postgres it starts in /,
+# since the clone may sit where postgres cannot enter (/root, a 0700 home), and
+# PostgreSQL's programs refuse to run from a directory they cannot read; every
+# path given must then be absolute.
 pg_run() {
 	if is_root; then
-		runuser -u postgres -- "$@"
+		(cd / && runuser -u postgres -- "$@")
 	else
 		"$@"
 	fi
@@ -149,7 +159,7 @@ pg_prepare_base() {
 		chown postgres:postgres "$base"
 		d=$(dirname "$base")
 		while [ "$d" != / ]; do
-			if ! runuser -u postgres -- test -x "$d"; then
+			if ! (cd / && runuser -u postgres -- test -x "$d"); then
 				say "letting the postgres user traverse $d (chmod o+x)"
 				chmod o+x "$d"
 			fi
@@ -174,7 +184,7 @@ pg_init() {
 # "fast" turns fsync off (tests only). Waits until it accepts connections.
 pg_start() {
 	local base=$1 port=$2 mode=${3:-}
-	local opts="-c listen_addresses='' -k $base/sock -p $port"
+	local opts="-c listen_addresses='' -k '$base/sock' -p $port"
 	[ "$mode" = fast ] && opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	pg_run "$PG_BINDIR/pg_ctl" -D "$base/data" -o "$opts" -l "$base/postgresql.log" -w -t 60 start >/dev/null \
 		|| { tail -n 30 "$base/postgresql.log" >&2; die "PostgreSQL did not start in $base"; }

@@ -572,23 +572,19 @@ GRANT SELECT ON users TO scanqa_auth;
 GRANT USAGE ON SCHEMA public TO scanqa_api, scanqa_auth;
 GRANT EXECUTE ON FUNCTION qa_role_scans(text), qa_role_manages(text) TO scanqa_auth;
 GRANT EXECUTE ON FUNCTION qa_credential(bytea, text) TO scanqa_api;
-GRANT EXECUTE ON FUNCTION
-	qa_complete_inspection(uuid, uuid, uuid, text, text, integer, text, text, timestamptz, boolean, bigint),
-	qa_sync_begin(uuid, uuid),
-	qa_sync_busy_state(text),
-	qa_sync_queue(uuid, uuid, text, jsonb, text, timestamptz, text, text, text),
-	qa_sync_quick_inspection(uuid, uuid, jsonb, text, bigint, uuid, text, text, integer, text),
-	qa_sync_test_result(uuid, uuid, jsonb, text, bigint, uuid, text, text, double precision, text, text),
-	qa_sync_record_failure(uuid, uuid, jsonb, text, bigint, text, boolean),
-	qa_session_create(uuid, uuid, text, text, text, integer, boolean),
-	qa_session_get(uuid, integer),
-	qa_session_update(uuid, uuid, boolean, integer, integer[], text, text, text, integer, boolean),
-	qa_session_scan(uuid, uuid, boolean, integer, text),
-	qa_lp_by_barcode(uuid, text),
-	qa_inspection_by_lp(uuid, uuid),
-	qa_open_inspections(uuid, timestamptz, bigint, uuid, integer),
-	qa_inspection_touch()
-	TO scanqa_api;
+-- Every internal function (001-007: the work behind the api_* functions) is
+-- scanqa_api's to call; none is scanqa_app's any more.
+DO $$
+DECLARE
+	f regprocedure;
+BEGIN
+	FOR f IN SELECT p.oid::regprocedure FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	          WHERE n.nspname = 'public' AND p.prokind = 'f' AND p.proname NOT LIKE 'api\_%'
+	            AND p.proname <> 'qa_credential' LOOP
+		EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO scanqa_api', f);
+	END LOOP;
+END
+$$;
 
 DO $$
 DECLARE

@@ -340,17 +340,47 @@ const char *conf_reload_blocker(const struct conf *old, const struct conf *new_c
 	return NULL;
 }
 
-/* Hides a password=... value so check-config output can be pasted into a ticket. */
+/* Prints one conninfo setting for check-config with every secret masked, so the
+ * output can be pasted into a ticket. libpq itself parses it (PQconninfoParse), so
+ * each form is caught: password=x, password='two words', a URI's user:secret@host,
+ * ?password=x in a URI, and sslpassword (every option libpq marks "*", secret). The
+ * options that are set are printed as keyword=value, in libpq's order, quoted as
+ * conninfo quotes them. A conninfo libpq cannot parse is not printed at all: the
+ * error could quote it. */
 static void print_conninfo(const char *name, const char *v)
 {
-	const char *pw = strstr(v, "password");
-	if (!pw) {
-		printf("%s = %s\n", name, v);
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(v, &err);
+
+	PQfreemem(err);
+	if (!opts) {
+		printf("%s = (not a valid conninfo; not shown)\n", name);
 		return;
 	}
-	printf("%s = %.*spassword=***", name, (int)(pw - v), v);
-	const char *rest = strchr(pw, ' ');
-	printf("%s\n", rest ? rest : "");
+	printf("%s =", name);
+	for (PQconninfoOption *o = opts; o->keyword; o++) {
+		if (!o->val)
+			continue;
+		printf(" %s=", o->keyword);
+		if (o->dispchar && o->dispchar[0] == '*') {
+			printf("***");
+			continue;
+		}
+		bool quote = o->val[0] == '\0' || strpbrk(o->val, " \t\n\r\f\v'\\") != NULL;
+		if (!quote) {
+			printf("%s", o->val);
+			continue;
+		}
+		putchar('\'');
+		for (const char *c = o->val; *c; c++) {
+			if (*c == '\'' || *c == '\\')
+				putchar('\\');
+			putchar(*c);
+		}
+		putchar('\'');
+	}
+	putchar('\n');
+	PQconninfoFree(opts);
 }
 
 void conf_dump(const struct conf *c)

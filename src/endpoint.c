@@ -41,10 +41,19 @@ bool sqlstate_is_busy(const char *state)
 	return a && a->busy;
 }
 
+/* Like the reference's request.json() (WHATWG "UTF-8 decode"), one leading UTF-8
+ * byte-order mark is dropped first. */
 struct json_object *parse_json_body(struct request *req)
 {
-	const char *err = NULL;
-	struct json_object *body = jsonx_parse(req->body ? req->body : "", req->body_len, &err);
+	static const char bom[] = "\xEF\xBB\xBF";
+	const char *err = NULL, *text = req->body ? req->body : "";
+	size_t len = req->body_len;
+
+	if (len >= 3 && memcmp(text, bom, 3) == 0) {
+		text += 3;
+		len -= 3;
+	}
+	struct json_object *body = jsonx_parse(text, len, &err);
 	if (!body) {
 		struct verrors e;
 		verrors_init(&e);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "barcode.h"
 #include "db.h"
 #include "handlers.h"
 #include "jsonx.h"
@@ -52,8 +53,8 @@ static void respond_invalid(struct request *req, const char *field, const char *
 
 void h_lp_by_barcode(struct request *req, const struct route_params *p)
 {
-	const char *barcode = p->v[0];
-	const char *problem = barcode_problem(barcode, strlen(barcode));
+	char barcode[BARCODE_BYTES_MAX + 1];
+	const char *problem = barcode_normalize(p->v[0], strlen(p->v[0]), barcode);
 	PGresult *r;
 
 	if (problem) {

@@ -323,7 +323,7 @@ static struct json_object *scan_json(const PGresult *r, const char *barcode, boo
 void h_session_scan(struct request *req, const struct route_params *p)
 {
 	struct json_object *body = NULL, *o;
-	const char *barcode = NULL;
+	char barcode[BARCODE_BYTES_MAX + 1];
 	struct verrors e;
 	char id[16];
 	PGresult *r = NULL;
@@ -334,7 +334,7 @@ void h_session_scan(struct request *req, const struct route_params *p)
 	body = parse_json_body(req);
 	if (!body)
 		goto out;
-	if (!scan_parse(body, &barcode, &e)) {
+	if (!scan_parse(body, barcode, &e)) {
 		resp_json(req, 400, verrors_response(&e));
 		goto out;
 	}

@@ -126,6 +126,7 @@ void request_init(struct request *req, FCGX_Request *fcgi, size_t limit)
 	req->method = request_param(req, "REQUEST_METHOD");
 	if (!req->method)
 		req->method = "";
+	req->head_only = strcmp(req->method, "HEAD") == 0;
 	/* REQUEST_URI is the raw URI: the router percent-decodes each segment itself, so
 	 * an encoded "/" or NUL can be refused instead of being normalised away. */
 	const char *uri = request_param(req, "REQUEST_URI");
@@ -235,6 +236,7 @@ static const char *reason(int status)
 	case 201: return "Created";
 	case 204: return "No Content";
 	case 304: return "Not Modified";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 401: return "Unauthorized";
 	case 403: return "Forbidden";
@@ -261,21 +263,32 @@ static bool send_response(struct request *req, int status, const char *content_t
 		return false;
 	}
 	/* libfcgi's own FCGX_FPrintF knows no %zu: format with the C library instead. */
-	char head[1024];
-	int hl = snprintf(head, sizeof(head),
-			  "Status: %d %s\r\n"
-			  "Content-Type: %s\r\n"
-			  "Cache-Control: no-store\r\n"
-			  "X-Request-Id: %s\r\n"
-			  "%s"
-			  "Content-Length: %zu\r\n\r\n",
-			  status, reason(status), content_type, req->request_id, req->extra_headers, len);
+	char head[2048];
+	int hl;
+	if (!content_type) /* 204: neither Content-Type nor Content-Length (RFC 9110 8.6) */
+		hl = snprintf(head, sizeof(head),
+			      "Status: %d %s\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "X-Request-Id: %s\r\n"
+			      "%s\r\n",
+			      status, reason(status), req->request_id, req->extra_headers);
+	else
+		hl = snprintf(head, sizeof(head),
+			      "Status: %d %s\r\n"
+			      "Content-Type: %s\r\n"
+			      "Cache-Control: no-store\r\n"
+			      "X-Request-Id: %s\r\n"
+			      "%s"
+			      "Content-Length: %zu\r\n\r\n",
+			      status, reason(status), content_type, req->request_id, req->extra_headers, len);
 	if (hl < 0 || (size_t)hl >= sizeof(head)) {
 		hl = snprintf(head, sizeof(head), "Status: 500 Internal Server Error\r\n\r\n");
 		len = 0;
 	}
 	FCGX_PutStr(head, hl, req->fcgi->out);
-	FCGX_PutStr(body, (int)len, req->fcgi->out);
+	/* HEAD: the same head, Content-Length included, and no body (RFC 9110 9.3.2). */
+	if (!req->head_only && len > 0)
+		FCGX_PutStr(body, (int)len, req->fcgi->out);
 	req->responded = true;
 	req->status = status;
 	return true;
@@ -301,6 +314,11 @@ void resp_json(struct request *req, int status, struct json_object *obj)
 void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len)
 {
 	send_response(req, status, content_type, body, len);
+}
+
+void resp_empty(struct request *req, int status)
+{
+	send_response(req, status, NULL, "", 0);
 }
 
 void resp_error(struct request *req, int status, const char *msg)

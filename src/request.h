@@ -35,7 +35,8 @@ struct request {
 	bool (*credential_check)(struct request *req);
 	int status;              /* status sent, 0 until the response is sent */
 	bool responded;
-	char extra_headers[512]; /* "Name: value\r\n" lines added by handlers */
+	bool head_only;          /* HEAD: the response of GET, without its body */
+	char extra_headers[1536]; /* "Name: value\r\n" lines added by handlers (Location up to 900) */
 	size_t extra_len;
 	int64_t start_us;        /* monotonic start, microseconds */
 	const char *route_name;  /* for logs and status counters */
@@ -74,6 +75,8 @@ void resp_json(struct request *req, int status, struct json_object *obj);
 void resp_text(struct request *req, int status, const char *content_type, const char *body, size_t len);
 /* Sends {"error": msg}. */
 void resp_error(struct request *req, int status, const char *msg);
+/* Sends a status without content (204): no Content-Type, Content-Length or body. */
+void resp_empty(struct request *req, int status);
 
 /* Current monotonic and wall-clock time in microseconds. */
 int64_t now_mono_us(void);

@@ -98,40 +98,22 @@ bool session_patch_parse(struct json_object *body, struct session_patch *out, st
 	return true;
 }
 
-bool scan_parse(struct json_object *body, const char **barcode, struct verrors *e)
+bool scan_parse(struct json_object *body, char barcode[BARCODE_BYTES_MAX + 1], struct verrors *e)
 {
 	static const char *const known[] = { "barcode", NULL };
 	size_t before = error_count(e);
 	const char *s = NULL;
 
-	*barcode = NULL;
+	barcode[0] = '\0';
 	if (!is_root_object(body, e))
 		return false;
 	if (v_string(body, "", "barcode", true, 0, e, &s)) {
-		const char *problem = barcode_problem(s, strlen(s));
+		const char *problem = barcode_normalize(s, strlen(s), barcode);
 		if (problem)
 			verrors_add(e, "barcode", "%s", problem);
-		else
-			*barcode = s;
 	}
 	reject_unknown_keys(body, known, e);
 	return error_count(e) == before;
-}
-
-const char *barcode_problem(const char *s, size_t len)
-{
-	if (len == 0)
-		return "String must contain at least 1 character(s)";
-	if (!utf8_valid(s, len))
-		return "Barcode must be valid UTF-8";
-	if (utf16_len(s, len) > BARCODE_MAX)
-		return "String must contain at most 256 character(s)";
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return "Barcode must not contain control characters";
-	}
-	return NULL;
 }
 
 /* ---- path id ----------------------------------------------------------------- */

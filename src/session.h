@@ -1,5 +1,5 @@
 /* session.h: the rules of scan sessions that need no database: request bodies, the
- * path id, If-Match and ETags, barcodes, the session token and the completion
+ * path id, If-Match and ETags, the session token and the completion
  * percentage. The handlers (h_scan_sessions.c, h_lookup.c) and t/unit/session_t.c
  * use them; the state machine itself lives in SQL (qa_session_update). */
 #ifndef SCANQA_SESSION_H
@@ -10,11 +10,11 @@
 #include <stdint.h>
 #include <json-c/json.h>
 
+#include "barcode.h"
 #include "validate.h"
 
 #define SESSION_LOCATION_MAX 255
 #define SESSION_NOTES_MAX 2000
-#define BARCODE_MAX 256
 /* 32 random bytes as base64url without padding */
 #define SESSION_TOKEN_LEN 43
 /* Versions named by one If-Match header that are looked at; more is a 400. */
@@ -49,12 +49,9 @@ struct session_patch {
 bool session_create_parse(struct json_object *body, struct session_create *out, struct verrors *e);
 /* Also fails, on the root, when no field is given at all. */
 bool session_patch_parse(struct json_object *body, struct session_patch *out, struct verrors *e);
-/* POST /api/v1/scan-sessions/{id}/scans: {"barcode": "..."}. */
-bool scan_parse(struct json_object *body, const char **barcode, struct verrors *e);
-
-/* A barcode is 1..BARCODE_MAX characters of valid UTF-8 without control characters
- * (C0 or DEL). Returns NULL when s[0..len) is one, otherwise the Zod-style message. */
-const char *barcode_problem(const char *s, size_t len);
+/* POST /api/v1/scan-sessions/{id}/scans: {"barcode": "..."}. On true, barcode holds
+ * the barcode normalised by barcode_normalize() (wedge suffixes, AIM identifier). */
+bool scan_parse(struct json_object *body, char barcode[BARCODE_BYTES_MAX + 1], struct verrors *e);
 
 enum session_id {
 	SESSION_ID_OK,

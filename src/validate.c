@@ -149,19 +149,22 @@ const char *verrors_first(const struct verrors *e, char *buf, size_t len)
 }
 
 /* ---------------------------------------------------------------------------
- * Formats, hand-translated from Zod 3.24.1 (src/types.ts):
+ * Formats, hand-translated from Zod 3.25 (zod@3.25.76, v3/types.js; "npm install
+ * zod@3" gives it, and t/zod_differential.t runs that very code against the daemon):
  *
  *   uuidRegex = /^[0-9a-fA-F]{8}\b-[0-9a-fA-F]{4}\b-[0-9a-fA-F]{4}\b-[0-9a-fA-F]{4}\b-
  *                [0-9a-fA-F]{12}$/i
- *   (each \b sits between a hex digit and '-', so it always holds)
+ *   (each \b sits between a hex digit and '-', so it always holds; the nil UUID and
+ *   any version or variant digit pass, JavaScript's $ matches only at the very end)
  *
  *   datetime(), i.e. precision null, offset false, local false:
- *   ^<date>T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z)$ where <date> is
+ *   ^<date>T([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?)?(Z)$ where <date> is
  *   ((\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29|
  *    \d{4}-((0[13578]|1[02])-(0[1-9]|[12]\d|3[01])|(0[469]|11)-(0[1-9]|[12]\d|30)|
  *    (02)-(0[1-9]|1\d|2[0-8])))
  *   The leap-year alternatives are exactly the Gregorian rule (year 0000 is leap).
- *   Seconds are required: optional seconds only arrived in Zod 3.24.4.
+ *   Seconds are optional since Zod 3.24.4 ("2025-01-23T10:30Z"); a fraction needs
+ *   seconds ("10:30.5Z" is refused); any number of fraction digits; no offset.
  * ------------------------------------------------------------------------- */
 
 static bool is_hex(char c)
@@ -234,13 +237,18 @@ bool zod_datetime(const char *s, int64_t *epoch_us)
 		return false;
 	if (mo == 2 && d == 29 && !leap_year(y))
 		return false;
-	if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi) ||
-	    s[16] != ':' || !digits(s + 17, 2, &sec))
+	if (!digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &mi))
 		return false;
+	p = s + 16;
+	sec = 0;
+	if (*p == ':') { /* seconds are optional, a fraction only follows them */
+		if (!digits(p + 1, 2, &sec))
+			return false;
+		p += 3;
+	}
 	if (h > 23 || mi > 59 || sec > 59)
 		return false;
-	p = s + 19;
-	if (*p == '.') {
+	if (p > s + 16 && *p == '.') {
 		p++;
 		if (!is_dig(*p))
 			return false;
@@ -350,8 +358,13 @@ void iso8601_ms(int64_t epoch_us, char out[32])
 /* ---------------------------------------------------------------------------
  * Field helpers
  *
- * Each mirrors one Zod 3 schema: a wrong JSON type yields only Zod's invalid_type
- * message; otherwise every failing check is reported, in Zod's order. An absent key
+ * Each mirrors one Zod 3.25 schema, as zod@3.25.76's v3/types.js implements it: a
+ * wrong JSON type yields only Zod's invalid_type message; otherwise every failing
+ * check is reported, in Zod's order. ZodString's min/max compare .length (UTF-16
+ * code units); ZodNumber takes every number JSON can carry, .int() is
+ * Number.isInteger (1.0, 1e3, -0 and 2^64 are integers), min/max compare the value
+ * as a double; ZodEnum and ZodLiteral compare strings exactly (case matters);
+ * ZodObject (not .strict()) ignores unknown keys. An absent key
  * is "Required" unless optional. JSON null is a value, so it fails the type check
  * even for optional fields, as with z.string().optional().
  * ------------------------------------------------------------------------- */

@@ -24,9 +24,9 @@ struct json_object *verrors_response(struct verrors *e);
 /* "field: message" of the first error, e.g. for "Validation failed: result: ..." */
 const char *verrors_first(const struct verrors *e, char *buf, size_t len);
 
-/* Zod 3 z.string().uuid(): 8-4-4-4-12 hex digits, any case. */
+/* Zod 3.25 z.string().uuid(): 8-4-4-4-12 hex digits, any case, any version. */
 bool zod_uuid(const char *s);
-/* Zod 3 z.string().datetime() with default options: YYYY-MM-DDTHH:MM:SS[.fraction]Z,
+/* Zod 3.25 z.string().datetime() with default options: YYYY-MM-DDTHH:MM[:SS[.fraction]]Z,
  * calendar-valid date, no offset. On true, *epoch_us is the instant (fraction beyond
  * microseconds truncated). */
 bool zod_datetime(const char *s, int64_t *epoch_us);

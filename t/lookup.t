@@ -112,12 +112,57 @@ my $shared_theirs = $t->make_lp($other_org, barcode => 'SHARED-1', quantity => 9
 		'a barcode with a tab is malformed');
 	validation_fails(get($inspector, "$BY_BARCODE/LP%7F1"), 'barcode', 'Barcode must not contain control characters',
 		'a barcode with DEL is malformed');
-	error_is(get($inspector, "$BY_BARCODE/LP%2F1"), 400, 'Invalid path parameter', 'a barcode with an encoded slash is refused');
 	# nginx itself refuses a NUL in the path, before the daemon sees it.
 	error_is(get($inspector, "$BY_BARCODE/LP%001"), 400, 'Bad request', 'a barcode with NUL is refused, in JSON');
 	error_is(get($inspector, "$BY_BARCODE/LP%FF"), 400, 'Invalid path parameter', 'a barcode that is not UTF-8 is refused');
 	error_is(get($inspector, "$BY_BARCODE/" . ('A' x 257)), 400, 'Invalid path parameter', 'a barcode of 257 bytes is refused');
 	is(get($inspector, "$BY_BARCODE/" . ('A' x 256))->{status}, 404, 'a barcode of 256 bytes is looked up');
+}
+
+# ---- what a scan engine types (issue 11) -------------------------------------------------
+
+# A scanner in keyboard-wedge mode ends a scan with Enter or Tab, may add spaces, and
+# may send an AIM symbology identifier first; GS1-128 carries FNC1 (0x1D) as data;
+# Code 128 encodes "/". Each request below means the barcode it carries.
+my $slashed = $t->make_lp($org, barcode => 'PAL/2025/0001');
+my $gs1 = $t->make_lp($org, barcode => "0109501101020917\x{1d}10ABC123");
+{
+	my %means = (
+		"LP00000001%0D" => [$lp, 'a trailing CR (Enter)'],
+		"LP00000001%0D%0A" => [$lp, 'a trailing CR LF'],
+		"LP00000001%0A" => [$lp, 'a trailing LF'],
+		"LP00000001%09" => [$lp, 'a trailing Tab'],
+		"%20%20LP00000001%20%0D" => [$lp, 'surrounding spaces and a CR'],
+		"%5DC1LP00000001" => [$lp, 'an AIM symbology identifier ]C1'],
+		"%5DQ3LP00000001%0D%0A" => [$lp, 'an AIM identifier ]Q3 and CR LF'],
+		"PAL%2F2025%2F0001" => [$slashed, 'a barcode with encoded slashes'],
+		"PAL%2F2025%2F0001%0D" => [$slashed, 'a barcode with encoded slashes and a CR'],
+		"PAL%2f2025%2f0001" => [$slashed, 'lower-case %2f'],
+		"0109501101020917%1D10ABC123" => [$gs1, 'a GS1-128 barcode with its group separator'],
+		"%5DC10109501101020917%1D10ABC123%0D" => [$gs1, 'a GS1-128 barcode with ]C1 and a CR'],
+	);
+	for my $path (sort keys %means) {
+		my ($want, $what) = @{ $means{$path} };
+		my $r = get($inspector, "$BY_BARCODE/$path");
+		is($r->{status}, 200, "$what ($path) is looked up") or diag($r->{body});
+		is($r->{json} && $r->{json}{id}, $want, "$what: the LP of the bare barcode");
+	}
+	is(get($inspector, "$BY_BARCODE/PAL%2F2025%2F0001")->{json}{barcode}, 'PAL/2025/0001',
+		'the answer carries the barcode with its slashes');
+	error_is(get($inspector, "$BY_BARCODE/0109501101020917%1D10ZZZ"), 404, 'License plate not found',
+		'an unknown GS1 barcode is not found, like any other');
+	error_is(get($inspector, "$BY_BARCODE/PAL%2F2025%2F9999"), 404, 'License plate not found',
+		'an unknown barcode with slashes is not found');
+	error_is(get($inspector, "$BY_BARCODE/PAL/2025/0001"), 404, 'Not found',
+		'unencoded slashes are path segments: that path does not exist');
+	validation_fails(get($inspector, "$BY_BARCODE/%0D%0A"), 'barcode', 'String must contain at least 1 character(s)',
+		'a scan of Enter alone is an empty barcode');
+	validation_fails(get($inspector, "$BY_BARCODE/%5DC1"), 'barcode', 'String must contain at least 1 character(s)',
+		'an AIM identifier alone is an empty barcode');
+	validation_fails(get($inspector, "$BY_BARCODE/LP%0D1"), 'barcode', 'Barcode must not contain control characters',
+		'a CR inside a barcode is still a control character');
+	validation_fails(get($inspector, "$BY_BARCODE/LP%1B1"), 'barcode', 'Barcode must not contain control characters',
+		'ESC is still a control character');
 }
 
 # ---- inspection by LP --------------------------------------------------------------------

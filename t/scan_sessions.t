@@ -372,8 +372,8 @@ for my $final (qw(COMPLETED CANCELLED)) {
 	validation_fails(patch($inspector, $id, ''), '', qr/^Invalid JSON/, 'a missing body is refused');
 	validation_fails(patch($inspector, 'abc', { status => 'PAUSED' }), 'session_id', undef, 'a non-integer id is refused');
 	error_is($t->request(PATCH => "$BASE/$id", token => $inspector->{token}, body => '{"status":"PAUSED"}',
-		headers => { 'Content-Type' => 'text/plain' }), 415, 'Content-Type must be application/json',
-		'a body that is not declared as JSON is refused');
+		headers => { 'Content-Type' => 'application/x-www-form-urlencoded' }), 415, 'Content-Type must be application/json',
+		'a body declared as a form is refused');
 	unchanged($id, $before, 'no invalid update touched the session');
 }
 
@@ -549,6 +549,37 @@ for my $final (qw(COMPLETED CANCELLED)) {
 			"no scan is recorded in the $state session");
 	}
 	error_is(scan($inspector, 99999999, 'LP-SCAN-1'), 404, 'Scan session not found', 'scanning into an unknown session');
+}
+
+# ---- what a scan engine types (issue 11) ------------------------------------------------
+
+{
+	# Wedge suffixes, surrounding spaces and an AIM symbology identifier are not part
+	# of the barcode; a GS1-128 group separator (FNC1, 0x1D) is.
+	my $lp = $t->make_lp($org, barcode => 'LP-WEDGE-1');
+	my $gs1 = $t->make_lp($org, barcode => "0109501101020917\x{1d}10LOT7");
+	my $id = make_session($inspector);
+	my @sent = ("LP-WEDGE-1\r", "LP-WEDGE-1\r\n", "LP-WEDGE-1\t", "  LP-WEDGE-1 \n", ']C1LP-WEDGE-1',
+		"]e00109501101020917\x{1d}10LOT7\r", "0109501101020917\x{1d}10LOT9");
+	my @want = ([$lp, 201], [$lp, 201], [$lp, 201], [$lp, 201], [$lp, 201], [$gs1, 201], [undef, 404]);
+	for my $i (0 .. $#sent) {
+		(my $shown = $sent[$i]) =~ s/([\x00-\x1f])/sprintf '\\x%02x', ord $1/ge;
+		my $r = scan($inspector, $id, $sent[$i]);
+		is($r->{status}, $want[$i][1], "a scan of \"$shown\" answers $want[$i][1]") or diag($r->{body});
+		is($r->{json} && $r->{json}{lp} && $r->{json}{lp}{id}, $want[$i][0], "\"$shown\": " .
+			($want[$i][0] ? 'the LP of the bare barcode' : 'no LP'));
+	}
+	my $scans = $t->rows('SELECT barcode, lp_id, success FROM scan_session_scans WHERE session_id = ? ORDER BY id', $id);
+	is_deeply([map { [$_->{barcode}, $_->{lp_id}, $_->{success} ? 1 : 0] } @$scans],
+		[ ([ 'LP-WEDGE-1', $lp, 1 ]) x 5, [ "0109501101020917\x{1d}10LOT7", $gs1, 1 ],
+		  [ "0109501101020917\x{1d}10LOT9", undef, 0 ] ],
+		'each scan is stored as the bare barcode; the unknown GS1 barcode is recorded as a failed scan');
+	my $before = snapshot($id);
+	for my $bad ("LP\x{1b}1", "LP\r1", "\r\n", ']C1') {
+		(my $shown = $bad) =~ s/([\x00-\x1f])/sprintf '\\x%02x', ord $1/ge;
+		is(scan($inspector, $id, $bad)->{status}, 400, "a scan of \"$shown\" is refused");
+	}
+	unchanged($id, $before, 'refused scans are not recorded');
 	validation_fails(scan($inspector, 'x1', 'LP-SCAN-1'), 'session_id', undef, 'scanning with a non-integer session id');
 }
 

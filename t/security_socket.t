@@ -60,10 +60,18 @@ my ($status) = $out =~ /Status: (\d+)/;
 print "connected: ", ($status // 'no status'), "\n";
 PERL
 
+# The client runs with an empty environment, from /: the clone (and with it this
+# test's cwd, PERL5LIB and prove's -I paths) may sit where the other user cannot
+# enter (/root, a 0700 home), and a perl whose @INC holds such a directory dies
+# before it tests anything. It needs nothing but core modules.
 sub as_user {
 	my ($user) = @_;
-	open my $fh, '-|', 'runuser', '-u', $user, '--', 'perl', '-e', $client, $sock
-		or die "runuser: $!";
+	my $pid = open(my $fh, '-|') // die "fork: $!";
+	if (!$pid) {
+		chdir '/' or die "chdir /: $!";
+		exec('runuser', '-u', $user, '--', 'env', '-i', 'PATH=/usr/sbin:/usr/bin:/sbin:/bin', 'LANG=C',
+			'/usr/bin/perl', '-e', $client, $sock) or POSIX::_exit(127);
+	}
 	my $out = do { local $/; <$fh> } // '';
 	close $fh;
 	chomp $out;

@@ -13,6 +13,7 @@
 use strict;
 use warnings;
 
+use File::Glob qw(bsd_glob);
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Digest::SHA qw(sha256_hex);
@@ -155,7 +156,7 @@ for my $c (
 # use CRYPTO_memcmp; this keeps anyone from adding a plain one.
 {
 	my @hits;
-	for my $file (glob ScanQA::Test::root() . '/src/*.c') {
+	for my $file (bsd_glob(ScanQA::Test::root() . '/src/*.c')) {    # the clone path may hold spaces
 		open my $fh, '<', $file or die "$file: $!";
 		while (my $line = <$fh>) {
 			(my $code = $line) =~ s/"(?:[^"\\]|\\.)*"/""/g;    # string literals do not count

@@ -2,7 +2,8 @@
 # sync_offline.t: POST /api/v1/quality/scanner/sync-offline, as the API reference's
 # "Sync Offline Actions" section and issue 3 describe it: batch validation, the
 # chronological order, each action in its own transaction, replays (also
-# concurrent) that never apply an action twice, test_result actions, a
+# concurrent) that never apply an action twice, an action id reused for a different
+# action (refused, never counted as synced), test_result actions, a
 # scanner_offline_queue row for every outcome, and row level security on the queue.
 # The database outage cases are in sync_offline_outage.t.
 #
@@ -220,7 +221,7 @@ sub batch_invalid {
 		  { field => 'actions.0.type', message => "Expected 'quick_inspection' | 'test_result', received number" },
 		  { field => 'actions.0.timestamp', message => 'Expected string, received number' } ],
 		'wrong JSON types');
-	for my $bad ('2025-01-23T10:30Z', '2025-01-23 10:30:00Z', '2025-01-23T10:30:00z', '2025-02-29T10:30:00Z',
+	for my $bad ('2025-01-23T10:30.5Z', '2025-01-23T10:30:00+00:00', '2025-01-23 10:30:00Z', '2025-01-23T10:30:00z', '2025-02-29T10:30:00Z',
 		'2025-01-23T10:30:00.Z', '2025-01-23T24:00:00Z', '2025-01-23') {
 		batch_invalid({ actions => [ { %{ $ok[0] }, timestamp => $bad } ] },
 			[ { field => 'actions.0.timestamp', message => 'Invalid datetime' } ], "timestamp '$bad' is not a Zod datetime");
@@ -229,6 +230,19 @@ sub batch_invalid {
 		'a truncated body');
 
 	is(inspection($ins)->{status}, 'in_progress', 'the inspection of all these batches is still in progress');
+}
+
+{
+	# Zod 3.25 accepts a datetime without seconds (since 3.24.4): a device whose
+	# clock library writes minute precision must be able to sync.
+	my ($ins, $lp) = fresh();
+	my $minute = strftime('%Y-%m-%dT%H:%MZ', gmtime $T0);
+	my $before = counts();
+	json_ok(sync([ qi_action($ins, 'pass', $minute) ]), { success => 1, failed => 0, errors => [] },
+		"an action timestamped to the minute ($minute) syncs");
+	changed($before, 'and is applied', completed => 1, lp_changed => 1, audit => 1, q_synced => 1);
+	is(utc(inspection($ins)->{completed_at}), strftime('%Y-%m-%dT%H:%M:00.000000Z', gmtime $T0),
+		'completed_at is that minute');
 }
 
 # ---- the spec's example ----------------------------------------------------------------
@@ -398,7 +412,7 @@ sub batch_invalid {
 		  payload => { inspection_id => 'nope', scanner_device_id => 17 } },          # several errors
 		qi_action($ok2, 'fail', iso($T0 + 7)),                                         # synced
 	);
-	$a[7] = { %{ $a[0] }, timestamp => iso($T0 + 8) };                                 # same id again: duplicate
+	$a[7] = { %{ $a[0] } };                                                            # same action again: duplicate
 	my $before = counts();
 	my $r = sync(\@a);
 	json_ok($r, { success => 3, failed => 5, errors => [
@@ -495,6 +509,86 @@ sub batch_invalid {
 	$r = sync([ qi_action($theirs, 'pass', iso($T0), id => $a[0]{id}) ], token => $rival->{token});
 	json_ok($r, { success => 1, failed => 0, errors => [] }, "another organization's action with the same id is applied");
 	changed($before, 'and synced in that organization', completed => 1, lp_changed => 1, audit => 1, q_synced => 1);
+}
+
+# ---- an action id used again for a different action ---------------------------------------
+
+{
+	# A device bug, a restored backup or a cloned device image: the id of a synced
+	# action comes back with another action under it. It must fail, not pass as a
+	# duplicate with the inspector's result silently dropped.
+	my ($ins) = fresh();
+	my $id = uuid();
+	my $weight = tr_action($ins, 'Weight check', 'pass', '2025-01-23T10:30:00.000Z', id => $id,
+		measured_value => 12.5, unit => 'kg');
+	my $seal = tr_action($ins, 'Seal intact', 'fail', '2025-01-23T10:31:00.000Z', id => $id);
+	my $before = counts();
+	json_ok(sync([ $weight ]), { success => 1, failed => 0, errors => [] }, 'the first test result syncs');
+	changed($before, 'one test result, its audit row and queue row', tests => 1, audit => 1, q_synced => 1);
+
+	$before = counts();
+	json_ok(sync([ $seal ]), { success => 0, failed => 1, errors => [
+		{ action_id => $id, error => 'Action id already used for a different action' } ] },
+		'a different action under a synced id fails, and says why');
+	changed($before, 'nothing is applied; one failed queue row', q_failed => 1);
+	my $q = queue_rows($id);
+	is_deeply([ map { $_->{sync_status} } @$q ], [ 'synced', 'failed' ], 'the queue shows the sync, then the refusal');
+	is($q->[1]{error_message}, 'Action id already used for a different action', 'the failed queue row says why');
+	is_deeply($q->[1]{action_payload}, $seal, 'and holds the refused action as sent, so it can be recovered');
+	is_deeply($t->rows('SELECT test_name, result FROM quality_test_results WHERE inspection_id = ?', $ins),
+		[ { test_name => 'Weight check', result => 'pass' } ], 'only the first test result is recorded');
+
+	# Each part of the action counts: the type, any payload field, the timestamp.
+	for my $variant (
+		[ 'another timestamp', { %$weight, timestamp => '2025-01-23T10:30:01.000Z' } ],
+		[ 'another measured value', { %$weight, payload => { %{ $weight->{payload} }, measured_value => 12.6 } } ],
+		[ 'an extra payload field', { %$weight, payload => { %{ $weight->{payload} }, notes => 'x' } } ],
+		[ 'another type', { %$weight, type => 'quick_inspection',
+			payload => { inspection_id => $ins, result => 'pass', inspection_method => 'scanner' } } ],
+	) {
+		my ($what, $action) = @$variant;
+		$before = counts();
+		json_ok(sync([ $action ]), { success => 0, failed => 1, errors => [
+			{ action_id => $id, error => 'Action id already used for a different action' } ] },
+			"the same id with $what is a different action");
+		changed($before, "$what: nothing applied, one failed queue row", q_failed => 1);
+	}
+	is(inspection($ins)->{status}, 'in_progress', 'the quick inspection under the reused id was not applied');
+
+	# The same action, written differently: keys in another order, other spacing,
+	# minute-precision or more fraction digits in the timestamp, 12.50 for 12.5,
+	# escaped characters. JSON.parse (and so the reference) cannot tell these apart.
+	for my $body (
+		qq({"actions":[{"timestamp":"2025-01-23T10:30Z","payload":{"unit":"kg","measured_value":12.50,) .
+			qq("result":"pass","test_name":"Weight check","inspection_id":"$ins"},"type":"test_result","id":"$id"}]}),
+		qq({ "actions" : [ { "id" : "\U$id\E", "type" : "test_result", "timestamp" : "2025-01-23T10:30:00.000000Z",) .
+			qq( "payload" : { "inspection_id" : "$ins", "test_name" : "Weight \\u0063heck", "result" : "pass",) .
+			qq( "measured_value" : 1.25e1, "unit" : "kg" } } ] }),
+	) {
+		$before = counts();
+		my $r = $t->request(POST => $PATH, token => $inspector->{token}, body => $body,
+			headers => { 'Content-Type' => 'application/json' });
+		json_ok($r, { success => 1, failed => 0, errors => [] }, 'the same action written differently is a duplicate');
+		changed($before, 'a duplicate queue row, nothing applied', q_duplicate => 1);
+	}
+	is($t->one('SELECT count(*) FROM quality_test_results WHERE inspection_id = ?', $ins), 1,
+		'still one test result');
+}
+
+{
+	# A reused id with a different action, inside one batch: the first is applied,
+	# the second fails.
+	my ($ins1) = fresh();
+	my ($ins2) = fresh();
+	my $id = uuid();
+	my @a = (qi_action($ins1, 'pass', iso($T0 + 1), id => $id), qi_action($ins2, 'fail', iso($T0 + 2), id => $id));
+	my $before = counts();
+	json_ok(sync(\@a), { success => 1, failed => 1, errors => [
+		{ action_id => $id, error => 'Action id already used for a different action' } ] },
+		'two different actions with one id in a batch: the older is applied, the other fails');
+	changed($before, 'one completion, one synced and one failed queue row',
+		completed => 1, lp_changed => 1, audit => 1, q_synced => 1, q_failed => 1);
+	is(inspection($ins2)->{status}, 'in_progress', 'the second inspection is untouched');
 }
 
 # ---- concurrent replay from two connections ----------------------------------------------

@@ -16,7 +16,8 @@ enum body_kind { CREATE, PATCH, SCAN };
 static const char *details(enum body_kind kind, const char *body)
 {
 	static char buf[4096];
-	const char *err = NULL, *barcode = NULL;
+	const char *err = NULL;
+	char barcode[BARCODE_BYTES_MAX + 1];
 	struct json_object *o = jsonx_parse(body, strlen(body), &err), *resp, *d = NULL;
 	struct session_create c;
 	struct session_patch p;
@@ -30,7 +31,7 @@ static const char *details(enum body_kind kind, const char *body)
 	switch (kind) {
 	case CREATE: session_create_parse(o, &c, &e); break;
 	case PATCH: session_patch_parse(o, &p, &e); break;
-	case SCAN: scan_parse(o, &barcode, &e); break;
+	case SCAN: scan_parse(o, barcode, &e); break;
 	}
 	resp = verrors_response(&e);
 	json_object_object_get_ex(resp, "details", &d);
@@ -134,6 +135,49 @@ static void test_scan_body(void)
 	   "spaces, slashes and non-ASCII letters are barcode characters");
 	ok(barcode_problem("\x7f", 1) != NULL, "DEL is a control character");
 	ok(barcode_problem("\xff", 1) != NULL, "invalid UTF-8 is refused");
+	ok(barcode_problem("0101234567890128\x1d" "10ABC", 21) == NULL,
+	   "the GS1 group separator (FNC1) is barcode data");
+	is_str(details(SCAN, "{\"barcode\":\"LP\\u00011\"}"),
+	       "[{\"field\":\"barcode\",\"message\":\"Barcode must not contain control characters\"}]",
+	       "other control characters are still refused");
+	is_str(details(SCAN, "{\"barcode\":\" \\r\\n\\t\"}"),
+	       "[{\"field\":\"barcode\",\"message\":\"String must contain at least 1 character(s)\"}]",
+	       "a scan of only wedge whitespace is empty");
+}
+
+/* What a keyboard-wedge scanner types, and the barcode it read. */
+static void test_barcode_normalize(void)
+{
+	static const struct {
+		const char *sent, *barcode, *why;
+	} cases[] = {
+		{ "LP00000001", "LP00000001", "a bare barcode is kept" },
+		{ "LP00000001\r", "LP00000001", "a trailing CR (Enter) is stripped" },
+		{ "LP00000001\r\n", "LP00000001", "a trailing CR LF is stripped" },
+		{ "LP00000001\n", "LP00000001", "a trailing LF is stripped" },
+		{ "LP00000001\t", "LP00000001", "a trailing Tab is stripped" },
+		{ "  LP00000001  \r", "LP00000001", "surrounding spaces are stripped" },
+		{ "]C1LP00000001", "LP00000001", "an AIM identifier ]C1 is stripped" },
+		{ "]Q3LP00000001\r\n", "LP00000001", "an AIM identifier and the suffix are stripped" },
+		{ "]e0" "0101234567890128\x1d" "10ABC", "0101234567890128\x1d" "10ABC",
+		  "GS1 data keeps its group separator" },
+		{ "LP 0001", "LP 0001", "a space inside is data" },
+		{ "PAL/2025/0001", "PAL/2025/0001", "a slash is data" },
+		{ "]CC1", "]CC1", "] letter letter is not an AIM identifier" },
+		{ "]1LP", "]1LP", "] digit is not an AIM identifier" },
+		{ "x]C1", "x]C1", "an AIM identifier is only stripped at the start" },
+	};
+	char out[BARCODE_BYTES_MAX + 1];
+
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *problem = barcode_normalize(cases[i].sent, strlen(cases[i].sent), out);
+		ok(problem == NULL && strcmp(out, cases[i].barcode) == 0, "%s", cases[i].why);
+	}
+	ok(barcode_normalize("]C1", 3, out) != NULL && out[0] == '\0',
+	   "an AIM identifier alone is an empty barcode");
+	ok(barcode_normalize("LP\x01", 3, out) != NULL, "a SOH is refused");
+	ok(barcode_normalize("LP\x7f", 3, out) != NULL, "a DEL is refused");
+	ok(barcode_normalize("LP\r1", 4, out) != NULL, "a CR inside the barcode is refused");
 }
 
 static void test_id(void)
@@ -243,6 +287,7 @@ int main(void)
 	test_patch_body();
 	test_create_body();
 	test_scan_body();
+	test_barcode_normalize();
 	test_id();
 	test_if_match();
 	test_token();

@@ -95,7 +95,12 @@ static void test_datetime(void)
 	ok(!zod_datetime("2025-01-23T10:30:00-05:00", &us), "an offset -05:00 is rejected");
 	ok(!zod_datetime("2025-01-23T10:30:00+0000", &us), "an offset +0000 is rejected");
 	ok(!zod_datetime("2025-01-23T10:30:00Z ", &us), "trailing text is rejected");
-	ok(!zod_datetime("2025-01-23T10:30Z", &us), "seconds are required");
+	ok(zod_datetime("2025-01-23T10:30Z", &us) && us == INT64_C(1737628200000000),
+	   "seconds are optional (Zod 3.24.4 and later)");
+	ok(!zod_datetime("2025-01-23T10:30.5Z", &us), "a fraction without seconds is rejected");
+	ok(!zod_datetime("2025-01-23T10:30:Z", &us), "a colon without seconds is rejected");
+	ok(!zod_datetime("2025-01-23T10Z", &us), "minutes are required");
+	ok(!zod_datetime("2025-01-23T10:60Z", &us), "minute 60 is rejected");
 	ok(!zod_datetime("2025-01-23", &us), "a date alone is rejected");
 	ok(zod_datetime("2024-02-29T00:00:00Z", &us), "Feb 29 of a leap year is accepted");
 	ok(!zod_datetime("2023-02-29T00:00:00Z", &us), "Feb 29 of a common year is rejected");
