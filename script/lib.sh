@@ -242,11 +242,21 @@ pg_drop_db() {
 	pg_psql "$sock" "$port" postgres -c "DROP DATABASE IF EXISTS \"$name\" WITH (FORCE)"
 }
 
+# conninfo_quote VALUE: VALUE as a libpq conninfo value in single quotes, with
+# backslashes and single quotes escaped (libpq's "Connection Strings": a clone
+# path may hold a space).
+conninfo_quote() {
+	local v=${1//\\/\\\\}
+	v=${v//\'/\\\'}
+	printf "'%s'" "$v"
+}
+
 # scanqa_conf_for FILE SOCKDIR PORT DB LISTEN SOCKET_GROUP: writes a daemon
 # config derived from conf/scanqa.conf, with only the connection, listen,
 # socket group and migration settings replaced for a private cluster.
 scanqa_conf_for() {
 	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6
+	sock=$(conninfo_quote "$sock")
 	{
 		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|status_listen|migrations_dir|socket_group)[[:space:]]*=' \
 			"$SCANQA_ROOT/conf/scanqa.conf"
@@ -254,10 +264,10 @@ scanqa_conf_for() {
 		echo "# replaced for a private PostgreSQL cluster by script/lib.sh"
 		echo "conninfo = \"dbname=$db user=scanqa_app host=$sock port=$port\""
 		echo "admin_conninfo = \"dbname=$db user=scanqa_owner host=$sock port=$port\""
-		echo "listen = $listen"
-		echo "status_listen = $(status_socket_for "$listen")"
+		echo "listen = \"$listen\""
+		echo "status_listen = \"$(status_socket_for "$listen")\""
 		echo "socket_group = $group"
-		echo "migrations_dir = $SCANQA_ROOT/sql"
+		echo "migrations_dir = \"$SCANQA_ROOT/sql\""
 	} >"$out"
 }
 
