@@ -14,7 +14,7 @@
 static const struct conf *cfg;
 static PGconn *conn;
 static unsigned generation;      /* bumped on every successful connect */
-static int64_t last_attempt_us;  /* monotonic time of the last connect attempt */
+static int64_t last_attempt_us;  /* monotonic time of the last failed connect attempt, 0 after a success */
 static bool config_error;    /* the last connect failed for a reason retrying cannot fix */
 
 #define RECONNECT_INTERVAL_US 1000000
@@ -81,6 +81,9 @@ static bool connect_now(void)
 		return false;
 	}
 	generation++;
+	/* Only failed attempts are spaced out: a connection lost after this one
+	 * reconnects at once on the next request. */
+	last_attempt_us = 0;
 	config_error = false;
 	log_info("connected to the database");
 	return true;
