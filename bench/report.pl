@@ -60,15 +60,19 @@ for my $s (sort keys %{ $by{http} // {} }) {
 			$cmp{ceiling_tps} = $p->{rps};
 			$cmp{http_over_ceiling} = $p->{rps} ? $h->{rps} / $p->{rps} : undef;
 		}
-		if (my $n = $by{pgbench_naive}{$s}{$c}) {
-			$cmp{naive_tps} = $n->{rps};
-			$cmp{http_over_naive} = $n->{rps} ? $h->{rps} / $n->{rps} : undef;
+		if (my $b = $by{http_before}{$s}{$c}) {
+			$cmp{before_rps} = $b->{rps};
+			$cmp{http_over_before} = $b->{rps} ? $h->{rps} / $b->{rps} : undef;
+			for my $proc (qw(postgres daemon)) {
+				my ($x, $y) = map { $_->{cpu_us_per_request} && $_->{cpu_us_per_request}{$proc} } $h, $b;
+				$cmp{"cpu_${proc}_over_before"} = $x && $y ? $x / $y : undef;
+			}
 		}
-		push @comparisons, \%cmp if exists $cmp{ceiling_tps} || exists $cmp{naive_tps};
+		push @comparisons, \%cmp if exists $cmp{ceiling_tps} || exists $cmp{before_rps};
 	}
 }
 
-# ---- targets (issue 7) ---------------------------------------------------------------
+# ---- targets (issue 7, then issue 12) ---------------------------------------------------
 
 sub lat {
 	my ($r, $p) = @_;
@@ -88,8 +92,14 @@ my ($q8) = grep { $_->{scenario} eq '1_quick_inspection' && $_->{concurrency} ==
 my $h = $by{http};
 my $mem = $meta->{memory} // {};
 my $mib = sub { defined $_[0] ? $_[0] / 1024 : undef };
-target('quick inspection c=8: HTTP / pgbench ceiling', $q8 ? $q8->{http_over_ceiling} : undef, 'x', '>=', 0.8);
-target('quick inspection c=8: HTTP / naive reference', $q8 ? $q8->{http_over_naive} : undef, 'x', '>=', 1.2);
+my ($l8) = grep { $_->{scenario} eq '3_lp_lookup' && $_->{concurrency} == 8 } @comparisons;
+target('quick inspection c=8: HTTP / pgbench ceiling', $q8 ? $q8->{http_over_ceiling} : undef, 'x', '>=', 0.9);
+target('quick inspection c=8: HTTP / HTTP before', $q8 ? $q8->{http_over_before} : undef, 'x', '>=', 1.25);
+target('quick inspection c=8: PostgreSQL CPU / before', $q8 ? $q8->{cpu_postgres_over_before} : undef, 'x', '<=', 0.8);
+target('quick inspection c=8: daemon CPU / before', $q8 ? $q8->{cpu_daemon_over_before} : undef, 'x', '<=', 0.6);
+target('LP lookup c=8: HTTP / pgbench ceiling', $l8 ? $l8->{http_over_ceiling} : undef, 'x', '>=', 0.65);
+my $l8h = $by{http}{'3_lp_lookup'}{8};
+target('LP lookup c=8: p99 / p50', lat($l8h, 'p50') ? lat($l8h, 'p99') / lat($l8h, 'p50') : undef, 'x', '<=', 2.5);
 target('quick inspection c=8: p99', lat($h->{'1_quick_inspection'}{8}, 'p99'), 'ms', '<=', 5);
 # The issue gives the sync target without a concurrency: one device syncing its batch.
 target('50-action sync c=1: p50', lat($h->{'2_offline_sync_50'}{1}, 'p50'), 'ms', '<=', 50);
@@ -115,7 +125,7 @@ my %label = (
 	'4_inspection_by_lp' => '4 inspection by LP',
 	'5_session_patch'    => '5 scan-session PATCH',
 );
-my %kind = (http => 'HTTP', pgbench_ceiling => 'pgbench ceiling', pgbench_naive => 'pgbench naive');
+my %kind = (http => 'HTTP', http_before => 'HTTP before', pgbench_ceiling => 'pgbench ceiling', pgbench_naive => 'pgbench naive');
 my @sorted = sort { $a->{scenario} cmp $b->{scenario} || ($a->{concurrency} // 0) <=> ($b->{concurrency} // 0)
 		    || $a->{kind} cmp $b->{kind} } @results;
 
@@ -132,18 +142,19 @@ for my $r (@sorted) {
 	}
 	printf $fmt, $label{ $r->{scenario} } // $r->{scenario}, $kind{ $r->{kind} }, $r->{concurrency},
 		f($r->{rps}, '%.0f'), f($r->{latency_ms}{p50}, '%.2f'), f($r->{latency_ms}{p99}, '%.2f'),
-		f($r->{latency_ms}{p99_9}, '%.2f'), $r->{kind} eq 'http' ? $r->{non2xx} : '-',
+		f($r->{latency_ms}{p99_9}, '%.2f'), $r->{kind} =~ /^http/ ? $r->{non2xx} : '-',
 		f($r->{other_cpu_pct}, '%d%%');
 }
 print "(other: share of the machine's CPU used by processes outside the benchmark during the run)\n";
 
 if (@comparisons) {
-	printf "\n%-27s %3s %9s %12s %10s %10s %10s\n", 'ratios', 'c', 'HTTP req/s', 'ceiling tps',
-		'HTTP/ceil', 'naive tps', 'HTTP/naive';
+	printf "\n%-27s %3s %9s %12s %10s %10s %10s %9s %9s\n", 'ratios', 'c', 'HTTP req/s', 'ceiling tps',
+		'HTTP/ceil', 'before/s', 'HTTP/bef', 'PG CPU/b', 'dmn CPU/b';
 	for my $c (@comparisons) {
-		printf "%-27s %3s %9s %12s %10s %10s %10s\n", $label{ $c->{scenario} } // $c->{scenario},
+		printf "%-27s %3s %9s %12s %10s %10s %10s %9s %9s\n", $label{ $c->{scenario} } // $c->{scenario},
 			$c->{concurrency}, f($c->{http_rps}, '%.0f'), f($c->{ceiling_tps}, '%.0f'),
-			f($c->{http_over_ceiling}, '%.2f'), f($c->{naive_tps}, '%.0f'), f($c->{http_over_naive}, '%.2f');
+			f($c->{http_over_ceiling}, '%.2f'), f($c->{before_rps}, '%.0f'), f($c->{http_over_before}, '%.2f'),
+			f($c->{cpu_postgres_over_before}, '%.2f'), f($c->{cpu_daemon_over_before}, '%.2f');
 	}
 }
 
@@ -154,8 +165,8 @@ for my $r (grep { !$_->{skipped} && $_->{cpu_us_per_request} && ($_->{concurrenc
 	my $total = 0;
 	$total += $u->{$_} for keys %$u;
 	printf "%-27s %-16s %3s %10d %8s %8s %9d %8d\n", $label{ $r->{scenario} } // $r->{scenario},
-		$kind{ $r->{kind} }, $r->{concurrency}, $u->{postgres}, $r->{kind} eq 'http' ? $u->{daemon} : '-',
-		$r->{kind} eq 'http' ? $u->{nginx} : '-', $u->{loadgen}, $total;
+		$kind{ $r->{kind} }, $r->{concurrency}, $u->{postgres}, $r->{kind} =~ /^http/ ? $u->{daemon} : '-',
+		$r->{kind} =~ /^http/ ? $u->{nginx} : '-', $u->{loadgen}, $total;
 }
 
 printf "\nworker memory (%d workers, VmRSS of the largest): %s MiB after start-up, %s MiB after a "

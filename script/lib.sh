@@ -205,19 +205,26 @@ pg_psql() {
 	psql -X -q -v ON_ERROR_STOP=1 -h "$sock" -p "$port" -U postgres -d "$db" "$@"
 }
 
-# pg_create_roles SOCKDIR PORT: the schema owner and the daemon's role. scanqa_app
-# must exist before migrate, because the migration grants to it.
+# pg_create_roles SOCKDIR PORT: the schema owner, the daemon's role, and the two
+# NOLOGIN roles that own the SECURITY DEFINER functions (scanqa_api, scanqa_auth;
+# the owner is their member so that migration 008 can give them functions). They
+# must exist before migrate, because the migrations grant to them.
 pg_create_roles() {
 	local sock=$1 port=$2
 	pg_psql "$sock" "$port" postgres <<'SQL'
 DO $$
+DECLARE
+	r text[];
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_owner') THEN
-		CREATE ROLE scanqa_owner LOGIN;
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'scanqa_app') THEN
-		CREATE ROLE scanqa_app LOGIN;
-	END IF;
+	FOREACH r SLICE 1 IN ARRAY ARRAY[['scanqa_owner', 'LOGIN'], ['scanqa_app', 'LOGIN'],
+	                                  ['scanqa_api', 'NOLOGIN'], ['scanqa_auth', 'NOLOGIN']] LOOP
+		IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r[1]) THEN
+			EXECUTE format('CREATE ROLE %I %s', r[1], r[2]);
+		END IF;
+		IF r[2] = 'NOLOGIN' AND NOT pg_has_role('scanqa_owner', r[1], 'MEMBER') THEN
+			EXECUTE format('GRANT %I TO scanqa_owner', r[1]);
+		END IF;
+	END LOOP;
 END
 $$;
 SQL

@@ -1,6 +1,7 @@
-/* auth.c: "Authorization: Bearer <token>" to a caller. Only the token's SHA-256 ever
- * leaves this file, and neither the token nor its hash is logged. Every request asks
- * PostgreSQL, so expiry and revocation take effect on the next request. */
+/* auth.c: "Authorization: Bearer <token>" to the SHA-256 that every endpoint's
+ * statement carries. Only the hash ever leaves this file, and neither the token nor
+ * its hash is logged. PostgreSQL judges the credential in the same statement as the
+ * endpoint's work, so expiry and revocation take effect on the next request. */
 #include "auth.h"
 
 #include <stdio.h>
@@ -9,24 +10,14 @@
 #include <openssl/evp.h>
 
 #include "db.h"
+#include "endpoint.h"
 #include "log.h"
 
 #define TOKEN_MAX 512
 
-static struct db_stmt st_auth = {
-	"auth", "SELECT user_id, org_id, role, active FROM qa_authenticate($1)", 1, 0
+static struct db_stmt st_credential = {
+	"credential", "SELECT api_credential(p_token_sha256 => $1, p_access => $2)", 2, 0
 };
-
-bool auth_is_scanner_role(const char *role)
-{
-	return strcmp(role, "qa_inspector") == 0 || auth_is_manager_role(role);
-}
-
-bool auth_is_manager_role(const char *role)
-{
-	return strcmp(role, "qa_manager") == 0 || strcmp(role, "admin") == 0 ||
-	       strcmp(role, "owner") == 0;
-}
 
 void auth_hash_token(const char *token, size_t len, char out[65])
 {
@@ -79,39 +70,36 @@ static const char *single_authorization(const struct request *req)
 	return found;
 }
 
-enum auth_result auth_check(struct request *req)
+bool auth_bearer(struct request *req)
 {
 	const char *h = single_authorization(req);
 	char hash[65];
 
 	if (!h || strncasecmp(h, "Bearer ", 7) != 0)
-		return AUTH_UNAUTHORIZED;
+		return false;
 	const char *tok = h + 7;
 	while (*tok == ' ')
 		tok++;
 	size_t len = strlen(tok);
 	if (len == 0 || len > TOKEN_MAX || !is_b64token(tok, len))
-		return AUTH_UNAUTHORIZED;
+		return false;
 	auth_hash_token(tok, len, hash);
-
-	const char *params[1] = { hash };
-	PGresult *r = db_exec_read(&st_auth, params);
-	if (!r)
-		return AUTH_DB_DOWN;
-	enum auth_result res = AUTH_OK;
-	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-		log_error("token lookup failed: %s", PQresultErrorMessage(r));
-		res = AUTH_DB_ERROR;
-	} else if (PQntuples(r) == 0) {
-		res = AUTH_UNAUTHORIZED;
-	} else if (PQgetisnull(r, 0, 0) || strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
-		res = AUTH_NO_USER;
-	} else {
-		snprintf(req->caller.user_id, sizeof(req->caller.user_id), "%s", PQgetvalue(r, 0, 0));
-		snprintf(req->caller.org_id, sizeof(req->caller.org_id), "%s", PQgetvalue(r, 0, 1));
-		snprintf(req->caller.role, sizeof(req->caller.role), "%s", PQgetvalue(r, 0, 2));
-		req->authenticated = true;
-	}
-	PQclear(r);
-	return res;
+	/* bytea's hex input format */
+	snprintf(req->token_sha256, sizeof req->token_sha256, "\\x%s", hash);
+	return true;
 }
+
+static bool confirm(struct request *req, const char *access)
+{
+	const char *params[2] = { NULL, access };
+	PGresult *r = endpoint_exec(req, &st_credential, params, true);
+	bool ok = r && PQresultStatus(r) == PGRES_TUPLES_OK;
+
+	if (!ok)
+		respond_db_failure(req, r, "Internal server error");
+	PQclear(r);
+	return ok;
+}
+
+bool auth_confirm_scanner(struct request *req) { return confirm(req, "scanner"); }
+bool auth_confirm_user(struct request *req) { return confirm(req, "user"); }

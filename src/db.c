@@ -14,8 +14,7 @@
 static const struct conf *cfg;
 static PGconn *conn;
 static unsigned generation;      /* bumped on every successful connect */
-static int64_t last_attempt_us;  /* monotonic time of the last connect attempt */
-static bool lost;
+static int64_t last_attempt_us;  /* monotonic time of the last failed connect attempt, 0 after a success */
 static bool config_error;    /* the last connect failed for a reason retrying cannot fix */
 
 #define RECONNECT_INTERVAL_US 1000000
@@ -25,8 +24,6 @@ void db_init(const struct conf *c)
 	cfg = c;
 }
 
-PGconn *db_conn(void) { return conn; }
-bool db_lost(void) { return lost; }
 bool db_config_error(void) { return config_error; }
 
 /* The server answered and refused: a missing role or database, or failed
@@ -84,7 +81,9 @@ static bool connect_now(void)
 		return false;
 	}
 	generation++;
-	lost = false;
+	/* Only failed attempts are spaced out: a connection lost after this one
+	 * reconnects at once on the next request. */
+	last_attempt_us = 0;
 	config_error = false;
 	log_info("connected to the database");
 	return true;
@@ -115,7 +114,6 @@ static PGresult *check(PGresult *r)
 		log_warn("database connection lost: %s", PQerrorMessage(conn));
 		PQclear(r);
 		db_close();
-		lost = true;
 		return NULL;
 	}
 	return r;
@@ -123,11 +121,8 @@ static PGresult *check(PGresult *r)
 
 PGresult *db_exec(struct db_stmt *st, const char *const *params)
 {
-	lost = false;
-	if (!db_ensure()) {
-		lost = true;
+	if (!db_ensure())
 		return NULL;
-	}
 	if (st->prepared_gen != generation) {
 		PGresult *r = check(PQprepare(conn, st->name, st->sql, st->nparams, NULL));
 		if (!r)
@@ -155,21 +150,6 @@ PGresult *db_exec_read(struct db_stmt *st, const char *const *params)
 	if (!connect_now())
 		return NULL;
 	return db_exec(st, params);
-}
-
-bool db_simple(const char *sql)
-{
-	if (!db_ensure())
-		return false;
-	scoreboard_sql_begin(sql);
-	PGresult *r = PQexec(conn, sql);
-	scoreboard_sql_end();
-	r = check(r);
-	bool ok = r && PQresultStatus(r) == PGRES_COMMAND_OK;
-	if (r && !ok)
-		log_error("%s failed: %s", sql, PQresultErrorMessage(r));
-	PQclear(r);
-	return ok;
 }
 
 const char *db_sqlstate(const PGresult *r)

@@ -30,16 +30,11 @@ PGresult *db_exec(struct db_stmt *st, const char *const *params);
 /* Like db_exec, for statements that change nothing: when the connection turns out to
  * have died while idle, reconnects at once and retries one time. */
 PGresult *db_exec_read(struct db_stmt *st, const char *const *params);
-/* Runs a statement without params (BEGIN, COMMIT, ROLLBACK). Returns true on success. */
-bool db_simple(const char *sql);
 /* After a db_exec with an error result: the SQLSTATE, or "" */
 const char *db_sqlstate(const PGresult *r);
-/* True when the last failure lost the connection, so the outcome of a COMMIT is unknown. */
-bool db_lost(void);
 /* True when the last connect attempt was refused for good (unknown role or database,
  * failed authentication), as opposed to the server being unreachable. */
 bool db_config_error(void);
-PGconn *db_conn(void);
 void db_close(void);
 
 #endif

@@ -1,12 +1,10 @@
 /* h_lookup.c: GET /api/warehouse/license-plates/barcode/{barcode} and
  * GET /api/quality/inspections/by-lp/{lpId}, the look-ups a scanner makes before a
  * quick inspection, and GET /api/quality/inspections/open, the listing from which
- * the scanner app keeps its offline copy of them. Each is one prepared call after
- * authentication, on indexes that match it ((org_id, barcode) unique, open
- * inspections by lp_id, inspections by (org_id, changed_at, id)), and each needs a
- * scanner role, like the scanner API they feed.
- *
- * Also the JSON of an LP and of an inspection, shared with the scans of a session. */
+ * the scanner app keeps its offline copy of them. Each is one statement, credential
+ * check included (sql/008_credential_in_database.sql), on indexes that match it
+ * ((org_id, barcode) unique, open inspections by lp_id, inspections by (org_id,
+ * changed_at, id)), and each needs a scanner role, like the scanner API they feed. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +14,7 @@
 #include "db.h"
 #include "handlers.h"
 #include "jsonx.h"
+#include "result_json.h"
 #include "session.h"
 #include "validate.h"
 
@@ -25,64 +24,22 @@ enum { BC_PENDING = 6, BC_CREATED_US, BC_UPDATED_US, BC_NCOLS };
 enum { BL_INSPECTION = 6, BL_NCOLS = BL_INSPECTION + 5 };
 
 static struct db_stmt st_by_barcode = {
-	"lp_by_barcode", "SELECT * FROM qa_lp_by_barcode($1, $2)", 2, 0
+	"lp_by_barcode", "SELECT * FROM api_lp_by_barcode(p_token_sha256 => $1, p_barcode => $2)", 2, 0
 };
 static struct db_stmt st_by_lp = {
-	"inspection_by_lp", "SELECT * FROM qa_inspection_by_lp($1, $2)", 2, 0
+	"inspection_by_lp", "SELECT * FROM api_inspection_by_lp(p_token_sha256 => $1, p_lp => $2)", 2, 0
 };
 
 static struct db_stmt st_open = {
 	"open_inspections",
 	/* The outer row gives the refresh point even when the page is empty. */
 	"SELECT h.now_us, o.* FROM (SELECT (extract(epoch FROM now()) * 1000000)::bigint) h(now_us)"
-	" LEFT JOIN LATERAL qa_open_inspections($1, $2, $3, $4, $5) o ON true",
+	" LEFT JOIN LATERAL api_open_inspections(p_token_sha256 => $1, p_since => $2, p_after_us => $3,"
+	" p_after_id => $4, p_limit => $5) o ON true",
 	5, 0
 };
 /* st_open's columns: now_us, the LP's six, the inspection's five, changed_us. */
 enum { OP_NOW_US, OP_LP, OP_INSPECTION = OP_LP + 6, OP_CHANGED_US = OP_INSPECTION + 5, OP_NCOLS };
-
-static struct json_object *col_str(const PGresult *r, int row, int col)
-{
-	return PQgetisnull(r, row, col) ? NULL : json_object_new_string(PQgetvalue(r, row, col));
-}
-
-static struct json_object *col_time(const PGresult *r, int row, int col)
-{
-	char iso[32];
-	if (PQgetisnull(r, row, col))
-		return NULL;
-	iso8601_ms(strtoll(PQgetvalue(r, row, col), NULL, 10), iso);
-	return json_object_new_string(iso);
-}
-
-struct json_object *lp_json(const PGresult *r, int row, int col)
-{
-	struct json_object *o = json_object_new_object();
-	const char *qty = PQgetvalue(r, row, col + 4);
-
-	json_object_object_add(o, "id", col_str(r, row, col));
-	json_object_object_add(o, "barcode", col_str(r, row, col + 1));
-	json_object_object_add(o, "product_id", col_str(r, row, col + 2));
-	json_object_object_add(o, "batch_number", col_str(r, row, col + 3));
-	/* numeric without trailing zeros (trim_scale), kept as PostgreSQL wrote it */
-	json_object_object_add(o, "quantity", json_object_new_double_s(strtod(qty, NULL), qty));
-	json_object_object_add(o, "qa_status", col_str(r, row, col + 5));
-	return o;
-}
-
-struct json_object *inspection_json(const PGresult *r, int row, int col, const char *lp_id)
-{
-	if (PQgetisnull(r, row, col))
-		return NULL;
-	struct json_object *o = json_object_new_object();
-	json_object_object_add(o, "id", col_str(r, row, col));
-	json_object_object_add(o, "lp_id", json_object_new_string(lp_id));
-	json_object_object_add(o, "inspection_number", col_str(r, row, col + 1));
-	json_object_object_add(o, "status", col_str(r, row, col + 2));
-	json_object_object_add(o, "result", col_str(r, row, col + 3));
-	json_object_object_add(o, "created_at", col_time(r, row, col + 4));
-	return o;
-}
 
 /* Answers 400 Validation failed with one detail. */
 static void respond_invalid(struct request *req, const char *field, const char *msg)
@@ -104,8 +61,8 @@ void h_lp_by_barcode(struct request *req, const struct route_params *p)
 		respond_invalid(req, "barcode", problem);
 		return;
 	}
-	const char *params[2] = { req->caller.org_id, barcode };
-	r = db_exec_read(&st_by_barcode, params);
+	const char *params[2] = { NULL, barcode };
+	r = endpoint_exec(req, &st_by_barcode, params, true);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
 		resp_error(req, 404, "License plate not found");
 	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != BC_NCOLS) {
@@ -133,8 +90,8 @@ void h_inspection_by_lp(struct request *req, const struct route_params *p)
 	snprintf(id, sizeof id, "%s", p->v[0]);
 	for (char *c = id; *c; c++)
 		*c = (char)tolower((unsigned char)*c);
-	const char *params[2] = { req->caller.org_id, id };
-	r = db_exec_read(&st_by_lp, params);
+	const char *params[2] = { NULL, id };
+	r = endpoint_exec(req, &st_by_lp, params, true);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
 		resp_error(req, 404, "License plate not found");
 	} else if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != BL_NCOLS) {
@@ -224,9 +181,9 @@ void h_open_inspections(struct request *req, const struct route_params *p)
 
 	/* One row more than the page, to know whether another page follows. */
 	snprintf(limit_s, sizeof limit_s, "%d", limit + 1);
-	const char *params[5] = { req->caller.org_id, since, after ? after_us : NULL,
+	const char *params[5] = { NULL, since, after ? after_us : NULL,
 				  after ? after_id : NULL, limit_s };
-	r = db_exec_read(&st_open, params);
+	r = endpoint_exec(req, &st_open, params, true);
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQnfields(r) != OP_NCOLS || PQntuples(r) < 1) {
 		respond_db_failure(req, r, "Failed to list open inspections");
 		goto out;

@@ -1,6 +1,7 @@
 /* h_quick_inspection.c: POST /api/v1/quality/scanner/quick-inspection.
- * Validation happens here; the transaction (lock, complete, LP status, audit row) is one
- * call of qa_complete_inspection(), so the whole write costs one round trip. */
+ * Validation happens here; the credential check and the transaction (lock, complete,
+ * LP status, audit row) are one call of api_quick_inspection(), so the request costs
+ * one round trip. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,55 +16,11 @@
 
 static struct db_stmt st_complete = {
 	"quick_inspection",
-	"SELECT outcome, lp_id, (extract(epoch FROM completed_at) * 1000000)::bigint, lp_new_status "
-	"FROM qa_complete_inspection($1, $2, $3, $4, $5, $6, $7, $8, NULL, false, 0)",
-	8, 0
+	"SELECT outcome, lp_id, completed_us, lp_new_status "
+	"FROM api_quick_inspection(p_token_sha256 => $1, p_inspection => $2, p_result => $3, "
+	"p_notes => $4, p_defects => $5, p_device => $6, p_location => $7)",
+	7, 0
 };
-
-/* Parses the body as JSON; on failure answers 400 and returns NULL. Like the
- * reference's request.json() (WHATWG "UTF-8 decode"), one leading UTF-8 byte-order
- * mark is dropped first. */
-struct json_object *parse_json_body(struct request *req)
-{
-	static const char bom[] = "\xEF\xBB\xBF";
-	const char *err = NULL, *text = req->body ? req->body : "";
-	size_t len = req->body_len;
-
-	if (len >= 3 && memcmp(text, bom, 3) == 0) {
-		text += 3;
-		len -= 3;
-	}
-	struct json_object *body = jsonx_parse(text, len, &err);
-	if (!body) {
-		struct verrors e;
-		verrors_init(&e);
-		verrors_add(&e, "", "%s", err);
-		resp_json(req, 400, verrors_response(&e));
-		verrors_free(&e);
-	}
-	return body;
-}
-
-/* Answers for a failed statement: 503 when the database is gone or busy (the client
- * may retry), otherwise 500 with the endpoint's message. */
-void respond_db_failure(struct request *req, PGresult *r, const char *what)
-{
-	if (!r) {
-		resp_header(req, "Retry-After", "1");
-		resp_error(req, 503, "Service unavailable");
-		return;
-	}
-	const char *state = db_sqlstate(r);
-	if (strcmp(state, "55P03") == 0 || strcmp(state, "57014") == 0 || strcmp(state, "40001") == 0 ||
-	    strcmp(state, "40P01") == 0) {
-		log_warn("%s: %s", what, PQresultErrorMessage(r));
-		resp_header(req, "Retry-After", "1");
-		resp_error(req, 503, "Resource is busy, retry the request");
-		return;
-	}
-	log_error("%s: %s", what, PQresultErrorMessage(r));
-	resp_error(req, 500, what);
-}
 
 void h_quick_inspection(struct request *req, const struct route_params *p)
 {
@@ -86,11 +43,11 @@ void h_quick_inspection(struct request *req, const struct route_params *p)
 	if (qi.has_defects)
 		snprintf(defects, sizeof(defects), "%lld", (long long)qi.defects_found);
 
-	const char *params[8] = {
-		req->caller.org_id, req->caller.user_id, id, qi.result, qi.result_notes,
+	const char *params[7] = {
+		NULL, id, qi.result, qi.result_notes,
 		qi.has_defects ? defects : NULL, qi.scanner_device_id, qi.scanner_location,
 	};
-	r = db_exec(&st_complete, params);
+	r = endpoint_exec(req, &st_complete, params, false);
 	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		respond_db_failure(req, r, "Failed to update inspection");
 		goto out;

@@ -2,13 +2,14 @@
  * /api/v1/scan-sessions/{session_id}, POST /api/v1/scan-sessions/{session_id}/scans.
  *
  * Inputs are checked here (session.c); each request's transaction is one call of a
- * SQL function (sql/003_scan_sessions.sql), so it costs one round trip after
- * authentication. The state machine, the lock that serialises concurrent PATCHes,
+ * SQL function (sql/003_scan_sessions.sql, called through its api_* function of
+ * sql/008_credential_in_database.sql), so it costs one round trip, credential
+ * check included. The state machine, the lock that serialises concurrent PATCHes,
  * the If-Match comparison and the audit entry all happen inside that call.
  *
  * Access: any active user of the organization may create a session and read any of
- * its sessions; only the session's owner, or a manager role (auth_is_manager_role:
- * qa_manager, admin, owner), may change it or scan into it.
+ * its sessions; only the session's owner, or a manager role (qa_role_manages() in
+ * the SQL: qa_manager, admin, owner), may change it or scan into it.
  *
  * The seed frontend (scan-session-manager.js) maps onto PATCH like this:
  *   updateScanSession(id, changes)  PATCH {only the changed fields}, If-Match: last ETag
@@ -19,11 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "auth.h"
 #include "db.h"
 #include "handlers.h"
 #include "jsonx.h"
 #include "log.h"
+#include "result_json.h"
 #include "session.h"
 #include "validate.h"
 
@@ -45,17 +46,19 @@ enum {
 
 static struct db_stmt st_create = {
 	"session_create",
-	"SELECT * FROM qa_session_create($1, $2, $3, $4, $5, $6, $7)",
-	7, 0
+	"SELECT * FROM api_session_create(p_token_sha256 => $1, p_session_token => $2, "
+	"p_location => $3, p_notes => $4, p_expected => $5, p_auto_commit => $6)",
+	6, 0
 };
 static struct db_stmt st_get = {
-	"session_get", "SELECT * FROM qa_session_get($1, $2)", 2, 0
+	"session_get", "SELECT * FROM api_session_get(p_token_sha256 => $1, p_id => $2)", 2, 0
 };
 static struct db_stmt st_update = {
 	"session_update",
 	"SELECT (f.session).*, f.outcome "
-	"FROM qa_session_update($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) f",
-	10, 0
+	"FROM api_session_update(p_token_sha256 => $1, p_id => $2, p_if_match => $3, "
+	"p_status => $4, p_location => $5, p_notes => $6, p_items => $7, p_auto_commit => $8) f",
+	8, 0
 };
 static struct db_stmt st_scan = {
 	"session_scan",
@@ -63,30 +66,11 @@ static struct db_stmt st_scan = {
 	"f.lp_id, f.lp_barcode, f.product_id, f.batch_number, f.quantity, f.qa_status, "
 	"f.inspection_id, f.inspection_number, f.inspection_status, f.inspection_result, "
 	"f.inspection_created_us "
-	"FROM qa_session_scan($1, $2, $3, $4, $5) f",
-	5, 0
+	"FROM api_session_scan(p_token_sha256 => $1, p_id => $2, p_barcode => $3) f",
+	3, 0
 };
 
 /* ---- the session as JSON ----------------------------------------------------- */
-
-static int64_t col_i64(const PGresult *r, int row, int col)
-{
-	return strtoll(PQgetvalue(r, row, col), NULL, 10);
-}
-
-static struct json_object *col_str_or_null(const PGresult *r, int row, int col)
-{
-	return PQgetisnull(r, row, col) ? NULL : json_object_new_string(PQgetvalue(r, row, col));
-}
-
-static struct json_object *col_time(const PGresult *r, int row, int col)
-{
-	char iso[32];
-	if (PQgetisnull(r, row, col))
-		return NULL;
-	iso8601_ms(col_i64(r, row, col), iso);
-	return json_object_new_string(iso);
-}
 
 /* The spec's PATCH response shape, plus location, notes, auto_commit and expected_items. */
 static struct json_object *session_json(const PGresult *r, int row)
@@ -97,7 +81,7 @@ static struct json_object *session_json(const PGresult *r, int row)
 	int64_t pct = session_completion(status, col_i64(r, row, SC_ITEMS), expected);
 
 	json_object_object_add(o, "id", json_object_new_int64(col_i64(r, row, SC_ID)));
-	json_object_object_add(o, "session_token", col_str_or_null(r, row, SC_TOKEN));
+	json_object_object_add(o, "session_token", col_str(r, row, SC_TOKEN));
 	json_object_object_add(o, "status", json_object_new_string(status));
 
 	progress = json_object_new_object();
@@ -123,8 +107,8 @@ static struct json_object *session_json(const PGresult *r, int row)
 	json_object_object_add(o, "session_duration", duration); /* ownership transferred */
 
 	json_object_object_add(o, "updated_at", col_time(r, row, SC_UPDATED_US));
-	json_object_object_add(o, "location", col_str_or_null(r, row, SC_LOCATION));
-	json_object_object_add(o, "notes", col_str_or_null(r, row, SC_NOTES));
+	json_object_object_add(o, "location", col_str(r, row, SC_LOCATION));
+	json_object_object_add(o, "notes", col_str(r, row, SC_NOTES));
 	json_object_object_add(o, "auto_commit",
 			       json_object_new_boolean(strcmp(PQgetvalue(r, row, SC_AUTO_COMMIT), "t") == 0));
 	json_object_object_add(o, "expected_items",
@@ -218,12 +202,12 @@ void h_session_create(struct request *req, const struct route_params *p)
 	}
 	if (in.has_expected)
 		snprintf(expected, sizeof expected, "%lld", (long long)in.expected_items);
-	const char *params[7] = {
-		req->caller.org_id, req->caller.user_id, token, in.location, in.notes,
+	const char *params[6] = {
+		NULL, token, in.location, in.notes,
 		in.has_expected ? expected : NULL,
 		in.has_auto_commit ? (in.auto_commit ? "true" : "false") : NULL,
 	};
-	r = db_exec(&st_create, params);
+	r = endpoint_exec(req, &st_create, params, false);
 	if (!one_row(r, SC_NCOLS)) {
 		respond_db_failure(req, r, "Failed to create scan session");
 		goto out;
@@ -245,8 +229,8 @@ void h_session_get(struct request *req, const struct route_params *p)
 
 	if (!path_session_id(req, p, id))
 		return;
-	const char *params[2] = { req->caller.org_id, id };
-	r = db_exec_read(&st_get, params);
+	const char *params[2] = { NULL, id };
+	r = endpoint_exec(req, &st_get, params, true);
 	if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 0) {
 		resp_error(req, 404, "Scan session not found");
 	} else if (!one_row(r, SC_NCOLS)) {
@@ -283,15 +267,13 @@ void h_session_patch(struct request *req, const struct route_params *p)
 	}
 	if (in.has_items)
 		snprintf(items, sizeof items, "%lld", (long long)in.items_scanned);
-	const char *params[10] = {
-		req->caller.org_id, req->caller.user_id,
-		auth_is_manager_role(req->caller.role) ? "true" : "false",
-		id, im == IF_MATCH_LIST ? versions : NULL,
+	const char *params[8] = {
+		NULL, id, im == IF_MATCH_LIST ? versions : NULL,
 		in.status, in.location, in.notes,
 		in.has_items ? items : NULL,
 		in.has_auto_commit ? (in.auto_commit ? "true" : "false") : NULL,
 	};
-	r = db_exec(&st_update, params);
+	r = endpoint_exec(req, &st_update, params, false);
 	if (!one_row(r, SC_NCOLS + 1)) {
 		respond_db_failure(req, r, "Failed to update scan session");
 		goto out;
@@ -356,11 +338,8 @@ void h_session_scan(struct request *req, const struct route_params *p)
 		resp_json(req, 400, verrors_response(&e));
 		goto out;
 	}
-	const char *params[5] = {
-		req->caller.org_id, req->caller.user_id,
-		auth_is_manager_role(req->caller.role) ? "true" : "false", id, barcode,
-	};
-	r = db_exec(&st_scan, params);
+	const char *params[3] = { NULL, id, barcode };
+	r = endpoint_exec(req, &st_scan, params, false);
 	if (!one_row(r, SCAN_NCOLS)) {
 		respond_db_failure(req, r, "Failed to record scan");
 		goto out;

@@ -297,6 +297,15 @@ static bool send_response(struct request *req, int status, const char *content_t
 void resp_json(struct request *req, int status, struct json_object *obj)
 {
 	size_t len = 2;
+
+	if (req->credential_check && status >= 400 && status < 500 && !req->responded) {
+		bool (*check)(struct request *) = req->credential_check;
+		req->credential_check = NULL;
+		if (!check(req)) {
+			json_object_put(obj);
+			return;
+		}
+	}
 	const char *body = obj ? jsonx_dump(obj, &len) : "{}";
 	send_response(req, status, "application/json", body, len);
 	json_object_put(obj);

@@ -1,5 +1,5 @@
 /* request.h: one FastCGI request: its params, its body (read to the end, with a
- * limit), the authenticated caller, and exactly one JSON response. */
+ * limit), the bearer token's SHA-256, and exactly one JSON response. */
 #ifndef SCANQA_REQUEST_H
 #define SCANQA_REQUEST_H
 
@@ -9,14 +9,9 @@
 #include <fcgiapp.h>
 #include <json-c/json.h>
 
-#define ROLE_MAX 32
 #define UUID_STR 37 /* 36 chars + NUL */
-
-struct caller {
-	char user_id[UUID_STR];
-	char org_id[UUID_STR];
-	char role[ROLE_MAX];
-};
+/* A token's SHA-256 as a bytea literal in text form: "\\x" and 64 hex digits. */
+#define TOKEN_SHA256_STR 67
 
 struct request {
 	FCGX_Request *fcgi;
@@ -30,8 +25,14 @@ struct request {
 	size_t body_len;
 	bool body_too_large;
 	bool body_length_mismatch; /* the body is not CONTENT_LENGTH bytes long (or CONTENT_LENGTH is malformed) */
-	bool authenticated;
-	struct caller caller;
+	/* The bearer token's SHA-256 (auth_bearer), the first argument of every
+	 * endpoint's statement: PostgreSQL decides the caller from it. "" when none. */
+	char token_sha256[TOKEN_SHA256_STR];
+	/* Set while the credential has not been judged by PostgreSQL: a 4xx answer
+	 * decided in C (415, 400, ...) first calls it, so that a bad credential is
+	 * still answered 401/403, as the order of checks says. It returns false when
+	 * it has answered in place of the 4xx. endpoint_exec() clears it. */
+	bool (*credential_check)(struct request *req);
 	int status;              /* status sent, 0 until the response is sent */
 	bool responded;
 	bool head_only;          /* HEAD: the response of GET, without its body */

@@ -1,6 +1,7 @@
 /* router.c: the route table and dispatch, in the order a request is checked: 404
  * (or 308 to the canonical path), OPTIONS, 405, 413, a body that does not match its
- * Content-Length (400), path parameters, 401/403, the body's coding and type (415),
+ * Content-Length (400), path parameters, the bearer token's syntax (401; PostgreSQL judges the
+ * credential, 401/403, in the handler's statement), the body's coding and type (415),
  * then the handler. HEAD is served as GET without the body (RFC 9110 section 9.3.2).
  * Every request leaves here with exactly one response. */
 #include "router.h"
@@ -303,27 +304,15 @@ void router_dispatch(struct request *req)
 		goto out;
 	}
 	if (found->access != ACCESS_PUBLIC) {
-		switch (auth_check(req)) {
-		case AUTH_OK:
-			break;
-		case AUTH_UNAUTHORIZED:
+		/* Only the header's syntax is judged here; PostgreSQL judges the token
+		 * itself, the user and the role in the endpoint's statement, or first
+		 * thing when C refuses the request before that (credential_check). */
+		if (!auth_bearer(req)) {
 			resp_error(req, 401, "Unauthorized");
 			goto out;
-		case AUTH_NO_USER:
-			resp_error(req, 401, "User not found");
-			goto out;
-		case AUTH_DB_DOWN:
-			resp_header(req, "Retry-After", "1");
-			resp_error(req, 503, "Service unavailable");
-			goto out;
-		case AUTH_DB_ERROR:
-			resp_error(req, 500, "Internal server error");
-			goto out;
 		}
-		if (found->access == ACCESS_SCANNER && !auth_is_scanner_role(req->caller.role)) {
-			resp_error(req, 403, "Scanner access requires QA Inspector role");
-			goto out;
-		}
+		req->credential_check = found->access == ACCESS_SCANNER ? auth_confirm_scanner
+									: auth_confirm_user;
 	}
 	if (req->body_len > 0 && !is_identity_coding(request_param(req, "HTTP_CONTENT_ENCODING"))) {
 		/* RFC 9110 section 15.5.16: name the coding we accept. */

@@ -18,7 +18,7 @@ typedef void (*handler_fn)(struct request *req, const struct route_params *param
 enum route_access {
 	ACCESS_PUBLIC = 0,   /* no token needed */
 	ACCESS_USER,         /* any active user with a valid token */
-	ACCESS_SCANNER,      /* qa_inspector, qa_manager, admin or owner; else 403 */
+	ACCESS_SCANNER,      /* a scanner role, qa_role_scans() in the SQL; else 403 */
 };
 
 struct route {
@@ -29,7 +29,9 @@ struct route {
 	const char *name;     /* short name for logs and counters */
 };
 
-/* Routes one request: 404/405/413/400, authentication, then the handler. Sends exactly one response. */
+/* Routes one request: 404/405/413/400, the bearer token's syntax (401), 415, then the
+ * handler, whose statement lets PostgreSQL judge the credential. Sends exactly one
+ * response. */
 void router_dispatch(struct request *req);
 
 /* The route table, for the status page. */

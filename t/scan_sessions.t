@@ -600,14 +600,15 @@ for my $final (qw(COMPLETED CANCELLED)) {
 	unchanged($theirs, $before, "the other organization's session is untouched");
 	is($t->one('SELECT count(*) FROM scan_session_scans WHERE session_id = ?', $theirs), 0, 'and has no scans');
 
-	# Row level security holds even for a direct query as the daemon's role.
-	my $app = $t->app_dbh;
+	# Row level security holds even for a direct query as the role of the
+	# daemon's functions.
+	my $app = $t->api_dbh;
 	$app->begin_work;
 	$app->do(q{SELECT set_config('scanqa.org_id', ?, true)}, undef, $org);
 	my $seen = $app->selectcol_arrayref('SELECT id FROM scan_sessions WHERE id = ?', undef, $theirs);
 	my $scans = $app->selectcol_arrayref('SELECT count(*) FROM scan_session_scans WHERE org_id = ?', undef, $other_org);
 	$app->rollback;
-	is(scalar @$seen, 0, "as scanqa_app with one organization set, another organization's session is invisible");
+	is(scalar @$seen, 0, "as scanqa_api with one organization set, another organization's session is invisible");
 	is($scans->[0], 0, "and so are its scans");
 	$app->begin_work;
 	my $none = $app->selectcol_arrayref('SELECT count(*) FROM scan_sessions');

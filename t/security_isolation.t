@@ -10,11 +10,12 @@
 # so A's and B's requests share one database connection: nothing set for one
 # request (scanqa.org_id) outlives it.
 #
-# In SQL: connected as the daemon's role (scanqa_app), with scanqa.org_id set to
-# B, or not set at all, or empty, none of A's rows is visible in any org-scoped
-# table, none can be changed, and no row can be written for A. Every table with
-# an org_id column is covered, and must be under forced row level security,
-# except the global tables authentication needs (listed below).
+# In SQL: as the role of the daemon's functions (scanqa_api: the daemon's own
+# role, scanqa_app, may touch no table at all; see security_privileges.t), with
+# scanqa.org_id set to B, or not set at all, or empty, none of A's rows is
+# visible in any org-scoped table, none can be changed, and no row can be
+# written for A. Every table with an org_id column is covered, and must be under
+# forced row level security, users included.
 
 use strict;
 use warnings;
@@ -215,12 +216,13 @@ for my $ep (@ENDPOINTS) {
 	}
 }
 
-# ---- in SQL, as the daemon's role ----------------------------------------------------
+# ---- in SQL, as the role of the daemon's functions -------------------------------------
 
-# Tables the daemon reads without row level security: authentication looks up a
-# token before it knows the organization. Any other table with an org_id column
-# must be under forced RLS.
-my %GLOBAL = map { $_ => 1 } qw(organizations users api_tokens);
+# Every table with an org_id column must be under forced RLS. scanqa_api reads
+# no users (only qa_credential's owner does), so that table's rows are not
+# counted below, only its policy checked.
+my %GLOBAL = ();
+my %NO_GRANT = (users => 1);
 
 my $tables = $t->rows(q{
 	SELECT c.relname AS name, c.relrowsecurity AS rls, c.relforcerowsecurity AS forced,
@@ -229,7 +231,9 @@ my $tables = $t->rows(q{
 	 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
 	   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
 	 ORDER BY 1});
-my @scoped = map { $_->{name} } grep { !$GLOBAL{ $_->{name} } } @$tables;
+my @scoped = map { $_->{name} } grep { !$GLOBAL{ $_->{name} } && !$NO_GRANT{ $_->{name} } } @$tables;
+ok(!$t->one(q{SELECT has_table_privilege('scanqa_api', 'public.users', 'SELECT')}),
+	'scanqa_api cannot read users at all');
 ok(scalar(@scoped) >= 4, "org-scoped tables: @scoped");
 for my $tb (@$tables) {
 	next if $GLOBAL{ $tb->{name} };
@@ -260,10 +264,11 @@ for my $table (@scoped) {
 		"$table holds rows of org A to hide (add a fixture here for a new table)");
 }
 
-my $app = $t->connect_as('scanqa_app');
+my $app = $t->connect_as('postgres');
+$app->do('SET ROLE scanqa_api');
 $app->{AutoCommit} = 0;
 
-# Runs $code inside a transaction of scanqa_app with scanqa.org_id set as given
+# Runs $code inside a transaction of scanqa_api with scanqa.org_id set as given
 # (undef: not set at all), then rolls back.
 sub as_app {
 	my ($setting, $code) = @_;
@@ -286,34 +291,34 @@ sub app_one {
 # rights unless security_invoker is set, and the owner must not lend it theirs.
 my @views = @{ $t->dbh->selectcol_arrayref(q{
 	SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-	 WHERE n.nspname = 'public' AND c.relkind = 'v' AND has_table_privilege('scanqa_app', c.oid, 'SELECT')
+	 WHERE n.nspname = 'public' AND c.relkind = 'v' AND has_table_privilege('scanqa_api', c.oid, 'SELECT')
 	   AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id')
 	 ORDER BY 1}) };
 for my $view (@views) {
 	ok($t->one(qq{SELECT count(*) FROM "$view" WHERE org_id = ?}, $org_a) > 0, "view $view shows org A's rows to the superuser");
 	is(as_app($org_b, sub { app_one(qq{SELECT count(*) FROM "$view" WHERE org_id = ?}, $org_a) }), 0,
-		"scanqa_app as org B sees none of org A's rows through view $view");
+		"scanqa_api as org B sees none of org A's rows through view $view");
 	is(as_app(undef, sub { app_one(qq{SELECT count(*) FROM "$view"}) }), 0,
-		"scanqa_app with scanqa.org_id not set sees no row through view $view");
+		"scanqa_api with scanqa.org_id not set sees no row through view $view");
 }
 
 for my $table (@scoped) {
 	my $b_rows = $t->one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_b);
 	is(as_app($org_b, sub { app_one(qq{SELECT count(*) FROM "$table" WHERE org_id = ?}, $org_a) }), 0,
-		"scanqa_app as org B sees none of org A's rows in $table");
+		"scanqa_api as org B sees none of org A's rows in $table");
 	is(as_app($org_b, sub { app_one(qq{SELECT count(*) FROM "$table"}) }), $b_rows,
-		"scanqa_app as org B sees exactly org B's rows in $table");
+		"scanqa_api as org B sees exactly org B's rows in $table");
 	is(as_app(undef, sub { app_one(qq{SELECT count(*) FROM "$table"}) }), 0,
-		"scanqa_app with scanqa.org_id not set sees no row of $table");
+		"scanqa_api with scanqa.org_id not set sees no row of $table");
 	is(as_app('', sub { app_one(qq{SELECT count(*) FROM "$table"}) }), 0,
-		"scanqa_app with scanqa.org_id empty sees no row of $table");
+		"scanqa_api with scanqa.org_id empty sees no row of $table");
 }
 
 # Writes as org B against org A.
 is(as_app($org_b, sub { $app->do(q{UPDATE quality_inspections SET result_notes = 'x' WHERE org_id = ?}, undef, $org_a) + 0 }),
-	0, 'scanqa_app as org B updates none of org A\'s inspections');
+	0, 'scanqa_api as org B updates none of org A\'s inspections');
 is(as_app($org_b, sub { $app->do(q{UPDATE license_plates SET qa_status = 'on_hold' WHERE org_id = ?}, undef, $org_a) + 0 }),
-	0, 'scanqa_app as org B updates none of org A\'s license plates');
+	0, 'scanqa_api as org B updates none of org A\'s license plates');
 my $a_ins = $t->one('SELECT id FROM quality_inspections WHERE org_id = ? LIMIT 1', $org_a);
 my $a_queue = $t->one('SELECT id FROM scanner_offline_queue WHERE org_id = ? LIMIT 1', $org_a);
 my $a_session = $t->one('SELECT min(id) FROM scan_sessions WHERE org_id = ?', $org_a);
@@ -331,9 +336,9 @@ for my $w (
 		VALUES (?, $a_session, '$user{a}{qa_inspector}{id}', 'X')}],
 ) {
 	my $ok = eval { as_app($org_b, sub { $app->do($w->[1], undef, $org_a) }); 1 };
-	like($ok ? '' : $@, qr/row-level security/, "scanqa_app as org B cannot write $w->[0] for org A");
+	like($ok ? '' : $@, qr/row-level security/, "scanqa_api as org B cannot write $w->[0] for org A");
 	$ok = eval { as_app(undef, sub { $app->do($w->[1], undef, $org_a) }); 1 };
-	like($ok ? '' : $@, qr/row-level security/, "scanqa_app without scanqa.org_id cannot write $w->[0] for anyone");
+	like($ok ? '' : $@, qr/row-level security/, "scanqa_api without scanqa.org_id cannot write $w->[0] for anyone");
 }
 {
 	my $a_ins = $t->make_inspection($org_a, $t->make_lp($org_a));

@@ -2,10 +2,14 @@
 # security_privileges.t: the daemon's database role (scanqa_app) has the least
 # privilege it needs. It owns nothing, has no role attributes beyond LOGIN,
 # cannot define or alter anything (no DDL: no CREATE on the schema or the
-# database, not the owner of any table, function or policy), cannot TRUNCATE or
-# DELETE anything, and cannot UPDATE, DELETE or TRUNCATE the audit log, which is
-# append-only for it. Each refusal is tried for real, as scanqa_app, not only
-# read from the catalogs.
+# database, not the owner of any table, function or policy), and touches no
+# table, view or internal function: it may only execute the api_* functions,
+# which are SECURITY DEFINER functions owned by NOLOGIN roles and decide the
+# organization from the token's SHA-256 they are given. So the credential is the
+# only way to name a tenant: scanqa_app cannot read a token hash or another
+# organization's users, setting scanqa.org_id by hand gains nothing, and no
+# api_* function acts for an organization without one of its tokens. Each
+# refusal is tried for real, as scanqa_app, not only read from the catalogs.
 
 use strict;
 use warnings;
@@ -13,6 +17,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use Digest::SHA ();
 
 use ScanQA::Test;
 
@@ -99,21 +104,22 @@ my @DDL = (
 	['CREATE POLICY', 'CREATE POLICY probe ON quality_audit_log USING (true)'],
 	['DROP POLICY', 'DROP POLICY org_isolation ON quality_inspections'],
 	['DROP TABLE', 'DROP TABLE quality_audit_log'],
-	['CREATE TRIGGER', q{CREATE TRIGGER probe BEFORE UPDATE ON quality_inspections FOR EACH ROW EXECUTE FUNCTION qa_authenticate('x')}],
-	['CREATE OR REPLACE FUNCTION qa_authenticate', q{CREATE OR REPLACE FUNCTION qa_authenticate(p_sha256_hex text)
-		RETURNS TABLE (user_id uuid, org_id uuid, role text, active boolean) LANGUAGE sql AS $$ SELECT NULL::uuid, NULL::uuid, 'admin', true $$}],
+	['CREATE TRIGGER', q{CREATE TRIGGER probe BEFORE UPDATE ON quality_inspections FOR EACH ROW EXECUTE FUNCTION qa_organization_delete_guard()}],
+	['CREATE OR REPLACE FUNCTION qa_credential', q{CREATE OR REPLACE FUNCTION qa_credential(p_token_sha256 bytea, p_access text)
+		RETURNS qa_caller LANGUAGE sql AS $$ SELECT NULL::uuid, NULL::uuid, true $$}],
+	['ALTER FUNCTION api_quick_inspection', q{ALTER FUNCTION api_quick_inspection(bytea, uuid, text, text, integer, text, text) SECURITY INVOKER}],
 	['COMMENT ON TABLE', q{COMMENT ON TABLE quality_audit_log IS 'probe'}],
 );
 for my $d (@DDL) {
 	like(try_as_app($d->[1]), $DENIED, "scanqa_app cannot $d->[0]");
 }
 {
-	# Without the grant option PostgreSQL only warns; what matters is that nothing changed.
+	# Without the grant option PostgreSQL refuses or only warns; what matters is that nothing changed.
 	my @warnings;
 	local $SIG{__WARN__} = sub { push @warnings, @_ };
 	my $acl = $t->one(q{SELECT relacl::text FROM pg_class WHERE relname = 'quality_audit_log'});
-	try_as_app('GRANT SELECT, UPDATE, DELETE ON quality_audit_log TO PUBLIC');
-	like("@warnings", qr/no privileges were granted/, 'scanqa_app cannot GRANT privileges on a table to others');
+	my $err = try_as_app('GRANT SELECT, UPDATE, DELETE ON quality_audit_log TO PUBLIC');
+	like("@warnings $err", qr/no privileges were granted|permission denied/, 'scanqa_app cannot GRANT privileges on a table to others');
 	is($t->one(q{SELECT relacl::text FROM pg_class WHERE relname = 'quality_audit_log'}), $acl,
 		'the audit log\'s privileges are unchanged');
 }
@@ -128,8 +134,8 @@ like(try_as_app(q{DELETE FROM quality_audit_log WHERE id = (SELECT min(id) FROM 
 	$DENIED, 'scanqa_app cannot DELETE one audit row by id');
 like(try_as_app(q{SELECT setval(pg_get_serial_sequence('quality_audit_log', 'id'), 1)}), $DENIED,
 	'scanqa_app cannot rewind the audit log\'s id sequence');
-is(try_as_app(q{INSERT INTO quality_audit_log (org_id, entity_type, entity_id, action) VALUES (current_setting('scanqa.org_id')::uuid, 'probe', 'x', 'probe')}),
-	'', 'scanqa_app can append to the audit log (and this test rolls that back)');
+like(try_as_app(q{INSERT INTO quality_audit_log (org_id, entity_type, entity_id, action) VALUES (current_setting('scanqa.org_id')::uuid, 'probe', 'x', 'probe')}),
+	$DENIED, 'scanqa_app cannot append to the audit log directly either: only through the api_* functions');
 $app->disconnect;
 
 is($t->one('SELECT count(*) FROM quality_audit_log'), $audit, 'the audit log is as it was');
@@ -149,6 +155,113 @@ is($t->one(q{SELECT count(*) FROM pg_class WHERE relname LIKE 'scanqa_probe%'}),
 	$probe->disconnect;
 }
 sub has_temp { $t->one(q{SELECT has_database_privilege('scanqa_app', current_database(), 'TEMP')}) }
+
+
+# ---- the credential is the only way to name a tenant ------------------------------------
+
+my $org_b = $t->make_org('Privileges Org B');
+my $user_b = $t->make_user($org_b, 'qa_inspector');
+my $lp_a = $t->make_lp($org);
+my $barcode_a = $t->one('SELECT barcode FROM license_plates WHERE id = ?', $lp_a);
+my $ins_a = $t->make_inspection($org, $lp_a);
+my $lp_b = $t->make_lp($org_b);
+my $barcode_b = $t->one('SELECT barcode FROM license_plates WHERE id = ?', $lp_b);
+$r = $t->request(POST => '/api/v1/scan-sessions', token => $user->{token}, json => {});
+is($r->{status}, 201, 'org A opens a scan session') or diag($r->{body});
+my $session_a = $r->{json}{id};
+
+my $app2 = $t->connect_as('scanqa_app');
+$app2->{AutoCommit} = 0;
+$app2->{PrintError} = 0;
+# Runs $sql as scanqa_app with @bind, in a transaction that is rolled back;
+# returns (rows as arrayrefs, error or '').
+sub app_try {
+	my ($sql, @bind) = @_;
+	my $rows = eval { $app2->selectall_arrayref($sql, undef, @bind) };
+	my $err = $rows ? '' : ($@ || $app2->errstr || 'error');
+	$app2->rollback;
+	return ($rows, $err);
+}
+sub hash_of { Digest::SHA::sha256_hex($_[0]) }
+
+my @relations = @{ $t->dbh->selectcol_arrayref(q{
+	SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+	 WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') ORDER BY 1}) };
+for my $rel (@relations) {
+	my (undef, $err) = app_try(qq{SELECT * FROM "$rel" LIMIT 1});
+	like($err, $DENIED, "scanqa_app cannot read $rel");
+}
+like((app_try('SELECT token_sha256 FROM api_tokens'))[1], $DENIED, 'scanqa_app cannot read a token hash');
+like((app_try('SELECT email FROM users WHERE org_id = ?', $org_b))[1], $DENIED, "scanqa_app cannot read another organization's users");
+like((app_try(q{SELECT set_config('scanqa.org_id', ?, true), (SELECT count(*) FROM users)}, $org_b))[1], $DENIED,
+	'not even with scanqa.org_id set to that organization by hand');
+
+my @executable = @{ $t->dbh->selectcol_arrayref(q{
+	SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	 WHERE n.nspname = 'public' AND has_function_privilege('scanqa_app', p.oid, 'EXECUTE') ORDER BY 1}) };
+is_deeply([ grep { !/^api_/ } @executable ], [], 'scanqa_app may execute no function but the api_* ones');
+ok(scalar(grep { /^api_/ } @executable) >= 8, "the api_* functions: @executable");
+is($t->one(q{SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace JOIN pg_roles r ON r.oid = p.proowner
+	WHERE n.nspname = 'public' AND p.prosecdef AND r.rolcanlogin}), 0,
+	'every SECURITY DEFINER function belongs to a role that cannot log in');
+is($t->one(q{SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE n.nspname = 'public' AND p.proname LIKE 'api\_%' AND NOT p.prosecdef}), 0, 'every api_* function is SECURITY DEFINER');
+is($t->one(q{SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+	WHERE n.nspname = 'public' AND p.proname LIKE 'api\_%'
+	  AND EXISTS (SELECT 1 FROM unnest(p.proargnames) a WHERE a IN ('p_org', 'p_user', 'p_manager'))}), 0,
+	'no api_* function takes an organization, user or manager argument');
+like((app_try(q{SELECT * FROM qa_complete_inspection(?, ?, ?, 'pass', NULL, NULL, NULL, NULL, NULL, false, 0)},
+	$org, $user->{id}, $ins_a))[1], $DENIED, 'scanqa_app cannot call the internal functions that take an organization');
+like((app_try(q{SELECT * FROM qa_credential(decode(?, 'hex'), 'scanner')}, hash_of($user->{token})))[1], $DENIED,
+	'scanqa_app cannot call qa_credential itself');
+
+my ($rows, $err) = app_try(q{SELECT * FROM api_lp_by_barcode(p_token_sha256 => decode(?, 'hex'), p_barcode => ?)},
+	hash_of('not-a-token'), $barcode_a);
+like($err, qr/Unauthorized/, 'an unknown token is refused (SQLSTATE SQ401)');
+($rows, $err) = app_try(q{SELECT barcode FROM api_lp_by_barcode(p_token_sha256 => decode(?, 'hex'), p_barcode => ?)},
+	hash_of($user->{token}), $barcode_a);
+is($rows && $rows->[0][0], $barcode_a, "org A's token finds org A's LP (the check below is not a broken call)");
+
+# scanqa.org_id set by hand to org A, with org B's token: the token decides.
+sub as_b_with_org_a {
+	my ($sql, @bind) = @_;
+	return app_try(qq{WITH s AS (SELECT set_config('scanqa.org_id', '$org', true)) SELECT f.*, current_setting('scanqa.org_id')
+		FROM s, LATERAL ($sql) f}, hash_of($user_b->{token}), @bind);
+}
+($rows, $err) = as_b_with_org_a(q{SELECT barcode FROM api_lp_by_barcode(p_token_sha256 => decode(?, 'hex'), p_barcode => ?)}, $barcode_a);
+is_deeply($rows, [], "with scanqa.org_id set to org A by hand, org B's token does not find org A's LP") or diag($err);
+($rows, $err) = as_b_with_org_a(q{SELECT barcode FROM api_lp_by_barcode(p_token_sha256 => decode(?, 'hex'), p_barcode => ?)}, $barcode_b);
+is($rows && $rows->[0][1], $org_b, "...it finds its own, and the credential set scanqa.org_id to org B") or diag($err);
+($rows, $err) = as_b_with_org_a(q{SELECT lp_id FROM api_inspection_by_lp(p_token_sha256 => decode(?, 'hex'), p_lp => ?)}, $lp_a);
+is_deeply($rows, [], "org B's token does not find org A's inspection by LP") or diag($err);
+($rows, $err) = as_b_with_org_a(q{SELECT id FROM api_session_get(p_token_sha256 => decode(?, 'hex'), p_id => ?)}, $session_a);
+is_deeply($rows, [], "org B's token does not read org A's scan session") or diag($err);
+
+# Writes, committed for real: org B's token must change none of org A's rows.
+my $before = $t->row('SELECT status, completed_by FROM quality_inspections WHERE id = ?', $ins_a);
+my $b_hash = hash_of($user_b->{token});
+$app2->{AutoCommit} = 1;
+my $out = $app2->selectrow_array(q{SELECT outcome FROM api_quick_inspection(p_token_sha256 => decode(?, 'hex'),
+	p_inspection => ?, p_result => 'pass', p_notes => NULL, p_defects => NULL, p_device => NULL, p_location => NULL)},
+	undef, $b_hash, $ins_a);
+is($out, 'not_found', "api_quick_inspection with org B's token does not find org A's inspection");
+my $sync = $app2->selectall_arrayref(q{SELECT sync_status, error FROM api_sync_offline(p_token_sha256 => decode(?, 'hex'), p_actions => ?::jsonb)},
+	undef, $b_hash, qq{[{"action":{"id":"0f4e8a40-0000-4000-8000-00000000a001","type":"quick_inspection","payload":{},"timestamp":"2025-01-01T00:00:00Z"},
+		"local_us":1735689600000000,"inspection_id":"$ins_a","result":"pass"}]});
+is_deeply($sync, [[ 'failed', 'Inspection not found' ]], "api_sync_offline with org B's token does not find it either");
+my $upd = $app2->selectrow_array(q{SELECT outcome FROM api_session_update(p_token_sha256 => decode(?, 'hex'), p_id => ?,
+	p_if_match => NULL, p_status => 'CANCELLED', p_location => NULL, p_notes => NULL, p_items => NULL, p_auto_commit => NULL)},
+	undef, $b_hash, $session_a);
+is($upd, 'not_found', "api_session_update with org B's token does not find org A's session");
+my $scan = $app2->selectrow_array(q{SELECT outcome FROM api_session_scan(p_token_sha256 => decode(?, 'hex'), p_id => ?, p_barcode => ?)},
+	undef, $b_hash, $session_a, $barcode_a);
+is($scan, 'not_found', "api_session_scan with org B's token does not find org A's session");
+is_deeply($t->row('SELECT status, completed_by FROM quality_inspections WHERE id = ?', $ins_a), $before, "org A's inspection is unchanged");
+is($t->one('SELECT status FROM scan_sessions WHERE id = ?', $session_a), 'ACTIVE', "org A's session is unchanged");
+is($t->one('SELECT count(*) FROM scan_session_scans WHERE session_id = ?', $session_a), 0, '...and has no scans');
+is($t->one('SELECT count(*) FROM scanner_offline_queue WHERE org_id = ?', $org), 0, 'org A has no queue row');
+is($t->one('SELECT count(*) FROM scanner_offline_queue WHERE org_id = ?', $org_b), 1, "org B's failed action is queued in org B");
+$app2->disconnect;
 
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');

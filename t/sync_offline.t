@@ -764,7 +764,7 @@ sub batch_invalid {
 # ---- row level security on the queue and the test results -------------------------------
 
 {
-	my $app = $t->app_dbh;
+	my $app = $t->api_dbh;
 	my $total = $t->one('SELECT count(*) FROM scanner_offline_queue WHERE org_id = ?', $org);
 	ok($total > 0, "the organization has $total queue rows");
 	is($app->selectrow_array('SELECT count(*) FROM scanner_offline_queue'), 0,

@@ -1,9 +1,9 @@
 #!/usr/bin/perl
 # sync_offline_outage.t: POST /api/v1/quality/scanner/sync-offline when the database
-# goes away in the middle of a batch. What committed stays committed, the response
-# says truthfully what became of every action (never a success for an action that
-# did not commit), and resending the same batch afterwards completes it without
-# applying anything twice.
+# goes away in the middle of a batch. The batch is one statement and one
+# transaction, so it is applied entirely or not at all: the response is 503 with
+# Retry-After (never a success for an action that did not commit), and resending
+# the same batch afterwards completes it without applying anything twice.
 #
 # A test trigger makes one chosen action sleep inside its transaction (notes
 # "sleep N"); while it sleeps the test kills its database session, stops
@@ -23,10 +23,6 @@ use ScanQA::Test;
 
 my $PATH = '/api/v1/quality/scanner/sync-offline';
 
-my $MSG_LOST     = 'Service unavailable: connection lost, not applied, resend the batch';
-my $MSG_UNKNOWN  = 'Service unavailable: outcome unknown, resend the batch';
-my $MSG_NOT_SENT = 'Service unavailable: not processed, resend the batch';
-my $MSG_BUSY     = 'Resource is busy, resend the batch';
 
 my $t = ScanQA::Test->new(conf => { workers => 2, statement_timeout => 4000 }, private_pg => 1);
 
@@ -95,42 +91,43 @@ install_sleeper();
 
 # ---- the session dies during an action, the database stays up -------------------------
 
+sub unavailable_ok {
+	my ($r, $error, $what) = @_;
+	is($r->{status}, 503, "$what: 503") or diag($r->{body});
+	is($r->{json}{error}, $error, "$what: $error");
+	is($r->{headers}{'retry-after'}, '1', "$what: Retry-After: 1");
+}
+
 {
 	my @a = map { qi_action((fresh())[0], $T0 + $_) } 0 .. 2;
 	$a[1]{payload}{result_notes} = 'sleep 3';
 	my $s = $t->request_start(POST => $PATH, token => $user->{token}, json => { actions => \@a });
 	my $pid = sleeping_backend();
-	ok($pid, 'the second action sleeps inside its transaction');
+	ok($pid, 'the second action sleeps inside the batch\'s transaction');
 	ok($t->one('SELECT pg_terminate_backend(?)', $pid), 'its database session is terminated');
 	my $r = $t->request_finish($s);
-	json_ok($r, { success => 2, failed => 1, errors => [ { action_id => $a[1]{id}, error => $MSG_LOST } ] },
-		'after reconnecting the daemon reports the lost action as not applied, and goes on');
-	is_deeply(state_of($a[0]), { %APPLIED, queue => [ 'synced' ] }, 'the action before it is committed');
-	is_deeply(state_of($a[1]), { %UNTOUCHED, queue => [ 'failed' ] }, 'the lost action is not applied, and is queued as failed');
-	is($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload->>'id' = ?}, $a[1]{id}), $MSG_LOST,
-		'with the message the client got');
-	is_deeply(state_of($a[2]), { %APPLIED, queue => [ 'synced' ] }, 'the action after it is committed too');
+	unavailable_ok($r, 'Service unavailable', 'the batch\'s one statement lost its connection: nothing is claimed');
+	is_deeply(state_of($a[$_]), { %UNTOUCHED, queue => [] }, "action $_ is not applied: the batch is one transaction") for 0 .. 2;
 
 	delete $a[1]{payload}{result_notes};
 	$r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
 	json_ok($r, { success => 3, failed => 0, errors => [] }, 'resending the batch completes it');
-	is_deeply(state_of($a[0]), { %APPLIED, queue => [ 'synced', 'duplicate' ] }, 'the first action is not applied twice');
-	is_deeply(state_of($a[1]), { %APPLIED, queue => [ 'failed', 'synced' ] }, 'the lost action is applied now');
-	is_deeply(state_of($a[2]), { %APPLIED, queue => [ 'synced', 'duplicate' ] }, 'the last action is not applied twice');
+	is_deeply(state_of($a[$_]), { %APPLIED, queue => [ 'synced' ] }, "action $_ is applied once") for 0 .. 2;
 }
 
-# ---- statement_timeout cancels an action ------------------------------------------------
+# ---- statement_timeout cancels the batch ------------------------------------------------
 
 {
 	my @a = map { qi_action((fresh())[0], $T0 + 10 + $_) } 0 .. 1;
 	$a[0]{payload}{result_notes} = 'sleep 30';
 	my $r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
-	json_ok($r, { success => 1, failed => 1, errors => [ { action_id => $a[0]{id}, error => $MSG_BUSY } ] },
-		'an action cancelled by statement_timeout fails as busy; the next one runs');
-	is_deeply(state_of($a[0]), { %UNTOUCHED, queue => [ 'failed' ] }, 'the cancelled action is rolled back and queued as failed');
-	like($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload->>'id' = ?}, $a[0]{id}),
-		qr/^\Q$MSG_BUSY\E \(57014: canceling statement due to statement timeout\)$/, 'its queue row gives the reason');
-	is_deeply(state_of($a[1]), { %APPLIED, queue => [ 'synced' ] }, 'the next action is committed');
+	unavailable_ok($r, 'Resource is busy, retry the request', 'a batch cancelled by statement_timeout');
+	is_deeply(state_of($a[$_]), { %UNTOUCHED, queue => [] }, "action $_ is rolled back with it") for 0, 1;
+	like($t->daemon_log, qr/Failed to sync offline actions: .*statement timeout/, 'the daemon logs the reason');
+
+	delete $a[0]{payload}{result_notes};
+	$r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
+	json_ok($r, { success => 2, failed => 0, errors => [] }, 'resent, the batch syncs');
 }
 
 # ---- PostgreSQL stops during an action -------------------------------------------------------
@@ -139,52 +136,30 @@ install_sleeper();
 	my @a = map { qi_action((fresh())[0], $T0 + 20 + $_) } 0 .. 3;
 	$a[1]{payload}{result_notes} = 'sleep 5';
 	my $s = $t->request_start(POST => $PATH, token => $user->{token}, json => { actions => \@a });
-	ok(sleeping_backend(), 'the second action sleeps inside its transaction');
+	ok(sleeping_backend(), 'the second action sleeps inside the batch\'s transaction');
 	$t->stop_pg;
 	my $r = $t->request_finish($s);
-	json_ok($r, { success => 1, failed => 3, errors => [
-		{ action_id => $a[1]{id}, error => $MSG_UNKNOWN },
-		{ action_id => $a[2]{id}, error => $MSG_NOT_SENT },
-		{ action_id => $a[3]{id}, error => $MSG_NOT_SENT },
-	] }, 'with the database gone: one success, the interrupted action unknown, the rest not processed');
+	unavailable_ok($r, 'Service unavailable', 'with the database gone');
 
 	$t->start_pg;
 	ok($t->wait_health(200, 60), 'the database is back');
-	is_deeply(state_of($a[0]), { %APPLIED, queue => [ 'synced' ] }, 'the action that committed before the stop stays committed');
-	is_deeply(state_of($a[1]), { %UNTOUCHED, queue => [] }, 'the interrupted action rolled back (no queue row could be written)');
-	is_deeply(state_of($a[$_]), { %UNTOUCHED, queue => [] }, "action $_ was never sent") for 2, 3;
+	is_deeply(state_of($a[$_]), { %UNTOUCHED, queue => [] }, "action $_ rolled back with the batch") for 0 .. 3;
 
 	delete $a[1]{payload}{result_notes};
 	$r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
 	json_ok($r, { success => 4, failed => 0, errors => [] }, 'resending the batch completes it');
-	is_deeply(state_of($a[0]), { %APPLIED, queue => [ 'synced', 'duplicate' ] }, 'the committed action is not applied twice');
-	is_deeply(state_of($a[$_]), { %APPLIED, queue => [ 'synced' ] }, "action $_ is applied once") for 1 .. 3;
+	is_deeply(state_of($a[$_]), { %APPLIED, queue => [ 'synced' ] }, "action $_ is applied once") for 0 .. 3;
 }
 
-# ---- settling an action whose call lost its connection ------------------------------------
+# ---- a batch that committed, but whose answer the device lost ------------------------------
 
 {
-	my ($ins) = fresh();
-	my $a = qi_action($ins, $T0 + 30);
-	my $r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => [ $a ] });
-	json_ok($r, { success => 1, failed => 0, errors => [] }, 'an action syncs');
-	my $app = $t->app_dbh;
-	# As the daemon calls it: the action as sent and its timestamp in microseconds.
-	my $settle = $app->prepare('SELECT qa_sync_record_failure(?, ?, ?, NULL, ?, ?, true)');
-	$settle->execute($org, $user->{id}, encode_json($a), ($T0 + 30) * 1_000_000, $MSG_LOST);
-	is($settle->fetchrow_array, 'synced',
-		'asked after a lost connection, the database answers that a committed action is synced');
-	is_deeply(state_of($a), { %APPLIED, queue => [ 'synced' ] }, 'and writes no failed row for it');
-	my $b = qi_action((fresh())[0], $T0 + 31);
-	$settle->execute($org, $user->{id}, encode_json($b), ($T0 + 31) * 1_000_000, $MSG_LOST);
-	is($settle->fetchrow_array, 'failed', 'an action that never committed is settled as failed');
-	is_deeply(state_of($b), { %UNTOUCHED, queue => [ 'failed' ] }, 'with a failed queue row');
-	# Another action under the committed one's id was not applied: never "synced".
-	my $c = { %$a, payload => { %{ $a->{payload} }, result => 'fail' } };
-	$settle->execute($org, $user->{id}, encode_json($c), ($T0 + 30) * 1_000_000, $MSG_LOST);
-	is($settle->fetchrow_array, 'failed', 'a different action under a committed id is settled as failed, not synced');
-	is($t->one(q{SELECT error_message FROM scanner_offline_queue WHERE action_payload = ?::jsonb}, encode_json($c)),
-		'Action id already used for a different action', 'its failed queue row says why');
+	my @a = map { qi_action((fresh())[0], $T0 + 30 + $_) } 0 .. 1;
+	my $r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
+	json_ok($r, { success => 2, failed => 0, errors => [] }, 'a batch syncs');
+	$r = $t->request(POST => $PATH, token => $user->{token}, json => { actions => \@a });
+	json_ok($r, { success => 2, failed => 0, errors => [] }, 'the same batch resent counts as success');
+	is_deeply(state_of($a[$_]), { %APPLIED, queue => [ 'synced', 'duplicate' ] }, "action $_ is not applied twice") for 0, 1;
 }
 
 remove_sleeper();

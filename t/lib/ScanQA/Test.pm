@@ -143,11 +143,13 @@ last_used_at is left out: authentication updates it at most once a minute
 C<org>, tables that have an org_id column count only that organization's
 rows (what another organization must not be able to change).
 
-=item dbh, app_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
+=item dbh, app_dbh, api_dbh, connect_as($role), rows($sql, @bind), row($sql, @bind), one($sql, @bind)
 
 dbh is a superuser connection to the test database (row level security does
-not apply), app_dbh connects as scanqa_app; both are cached and reconnect when
-broken. connect_as returns a new handle of the caller's own (e.g. to hold a
+not apply), app_dbh connects as scanqa_app (which may only execute the api_*
+functions), api_dbh is a session as scanqa_api (the owner of those functions,
+which touches the tables under row level security); all are cached and reconnect
+when broken. connect_as returns a new handle of the caller's own (e.g. to hold a
 lock in a transaction). rows returns an arrayref of
 hashrefs, row the first row as a hashref, one the first column of the first
 row.
@@ -402,6 +404,18 @@ sub app_dbh {
 	return $self->{app_dbh} = $self->_connect('scanqa_app');
 }
 
+# api_dbh: a session as scanqa_api, the NOLOGIN role whose SECURITY DEFINER
+# functions touch the tables (a superuser connection after SET ROLE), to check
+# row level security as those functions meet it.
+sub api_dbh {
+	my ($self) = @_;
+	my $h = $self->{api_dbh};
+	return $h if $h && $h->ping;
+	$h = $self->_connect('postgres');
+	$h->do('SET ROLE scanqa_api');
+	return $self->{api_dbh} = $h;
+}
+
 sub rows {
 	my ($self, $sql, @bind) = @_;
 	return $self->dbh->selectall_arrayref($sql, { Slice => {} }, @bind);
@@ -420,7 +434,7 @@ sub one {
 
 sub _disconnect_all {
 	my ($self) = @_;
-	for my $k (qw(dbh app_dbh)) {
+	for my $k (qw(dbh app_dbh api_dbh)) {
 		my $h = delete $self->{$k} or next;
 		eval { $h->disconnect };
 	}
