@@ -357,6 +357,7 @@ void h_session_scan(struct request *req, const struct route_params *p)
 		json_object_object_add(o, "error", json_object_new_string("License plate not found"));
 		json_object_object_add(o, "scan", scan_json(r, barcode, false));
 		json_object_object_add(o, "session", session_json(r, 0));
+		add_etag(req, r);
 		resp_json(req, 404, o);
 	} else if (strcmp(outcome, "ok") == 0) {
 		struct json_object *ins = inspection_json(r, 0, SCAN_INSPECTION, PQgetvalue(r, 0, SCAN_LP));
@@ -366,6 +367,7 @@ void h_session_scan(struct request *req, const struct route_params *p)
 		json_object_object_add(o, "has_pending_inspection", json_object_new_boolean(ins != NULL));
 		json_object_object_add(o, "inspection", ins); /* ownership transferred */
 		json_object_object_add(o, "session", session_json(r, 0));
+		add_etag(req, r);
 		resp_json(req, 201, o);
 	} else {
 		log_error("qa_session_scan returned unknown outcome \"%s\"", outcome);

@@ -504,6 +504,7 @@ for my $final (qw(COMPLETED CANCELLED)) {
 	is_deeply($j->{session}{progress_summary},
 		{ items_scanned => 1, successful_scans => 1, failed_scans => 0, completion_percentage => 25 },
 		'the session counts one successful scan: 1 of 4 is 25 percent');
+	is($r->{headers}{etag}, '"v2"', 'the scan answer carries the session\'s new ETag (a scan is a change)');
 
 	my $r2 = scan($inspector, $id, 'LP-SCAN-2');
 	is($r2->{status}, 201, 'an LP without pending inspection scans fine');
@@ -520,6 +521,7 @@ for my $final (qw(COMPLETED CANCELLED)) {
 	my $row = session_row($id);
 	is_deeply([@$row{qw(successful_scans failed_scans items_scanned version)}], [2, 2, 4, 5],
 		'the database counts 2 successful and 2 failed scans, 4 items, 4 versions on');
+	is($r4->{headers}{etag}, "\"v$row->{version}\"", 'a failed scan carries the ETag too: the version it counted');
 	my $scans = $t->rows('SELECT barcode, lp_id, success, user_id, org_id FROM scan_session_scans WHERE session_id = ? ORDER BY id', $id);
 	is_deeply([map { [$_->{barcode}, $_->{lp_id}, $_->{success} ? 1 : 0] } @$scans],
 		[['LP-SCAN-1', $lp, 1], ['LP-SCAN-2', $bare, 1], ['NO-SUCH-LP', undef, 0], ['LP-RIVAL', undef, 0]],
