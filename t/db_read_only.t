@@ -68,7 +68,7 @@ lib(qq{pg_prepare_base '$standby'
 	pg_run chmod 0755 '$standby/sock'
 	pg_run "\$PG_BINDIR/pg_basebackup" -h '$primary/sock' -p 5432 -U postgres -D '$standby/data' -R -X stream -c fast
 	pg_start '$standby' 5432 fast});
-END { eval { lib("pg_stop '$standby'") } if $standby && -d "$standby/data" }
+END { local $?; eval { lib("pg_stop '$standby'") } if $standby && -d "$standby/data" }
 my $sb = DBI->connect("dbi:Pg:dbname=$db;host=$standby/sock;port=5432", 'postgres', '', { RaiseError => 1, AutoCommit => 1 });
 is(($sb->selectrow_array('SELECT pg_is_in_recovery()'))[0], 1, 'a hot standby of the test cluster runs');
 
