@@ -53,7 +53,8 @@ my $QUICK = '/api/v1/quality/scanner/quick-inspection';
 my $SYNC  = '/api/v1/quality/scanner/sync-offline';
 my $CLIENTS = 4;
 
-my $dir = tempdir('scanqa-topo-XXXXXX', TMPDIR => 1, CLEANUP => !$ENV{SCANQA_KEEP});
+# Removed by $net's cleanup, once every process in the namespaces is gone.
+my $dir = tempdir('scanqa-topo-XXXXXX', TMPDIR => 1, CLEANUP => 0);
 chmod 0711, $dir;
 my $net = ScanQA::Netns->new(dir => $dir);
 my %host = (edge => 10, app1 => 11, app2 => 12, db1 => 21, db2 => 22, client => 30);

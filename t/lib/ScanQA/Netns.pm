@@ -68,7 +68,8 @@ Class method: undef when namespaces can be used here, else a reason to skip
 
 =item new(dir => $dir)
 
-Creates the switch namespace with its bridge. C<dir> holds logs.
+Creates the switch namespace with its bridge. C<dir> holds the hosts' files;
+cleanup() removes it once every process is gone (SCANQA_KEEP keeps it).
 
 =item add_host($name, $n)
 
@@ -313,6 +314,11 @@ sub cleanup {
 	_exits_ok($IP, 'netns', 'del', $_) for @ns;
 	my @left = grep { my $n = $_; grep { $_ eq $n } _ns_list() } @ns;
 	Test::More::diag("could not delete network namespaces: @left") if @left;
+	if ($ENV{SCANQA_KEEP}) {
+		Test::More::diag("kept $self->{dir}");
+	} else {
+		remove_tree($self->{dir});
+	}
 }
 
 sub DESTROY { $_[0]->cleanup }
