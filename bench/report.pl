@@ -68,6 +68,16 @@ for my $s (sort keys %{ $by{http} // {} }) {
 				$cmp{"cpu_${proc}_over_before"} = $x && $y ? $x / $y : undef;
 			}
 		}
+		# The pooled run (pool_mode = transaction behind pgbouncer: unnamed statements
+		# and one more hop), and the same statements unnamed in pgbench.
+		if (my $p = $by{http_pooled}{$s}{$c}) {
+			$cmp{pooled_rps} = $p->{rps};
+			$cmp{pooled_over_http} = $h->{rps} ? $p->{rps} / $h->{rps} : undef;
+		}
+		if (my $u = $by{pgbench_ceiling_extended}{$s}{$c}) {
+			$cmp{unnamed_tps} = $u->{rps};
+			$cmp{unnamed_over_named} = $cmp{ceiling_tps} ? $u->{rps} / $cmp{ceiling_tps} : undef;
+		}
 		push @comparisons, \%cmp if exists $cmp{ceiling_tps} || exists $cmp{before_rps};
 	}
 }
@@ -125,7 +135,8 @@ my %label = (
 	'4_inspection_by_lp' => '4 inspection by LP',
 	'5_session_patch'    => '5 scan-session PATCH',
 );
-my %kind = (http => 'HTTP', http_before => 'HTTP before', pgbench_ceiling => 'pgbench ceiling', pgbench_naive => 'pgbench naive');
+my %kind = (http => 'HTTP', http_before => 'HTTP before', http_pooled => 'HTTP pooled',
+	pgbench_ceiling => 'pgbench ceiling', pgbench_ceiling_extended => 'pgbench unnamed', pgbench_naive => 'pgbench naive');
 my @sorted = sort { $a->{scenario} cmp $b->{scenario} || ($a->{concurrency} // 0) <=> ($b->{concurrency} // 0)
 		    || $a->{kind} cmp $b->{kind} } @results;
 
@@ -156,6 +167,16 @@ if (@comparisons) {
 			f($c->{http_over_ceiling}, '%.2f'), f($c->{before_rps}, '%.0f'), f($c->{http_over_before}, '%.2f'),
 			f($c->{cpu_postgres_over_before}, '%.2f'), f($c->{cpu_daemon_over_before}, '%.2f');
 	}
+	my @pooled = grep { exists $_->{pooled_rps} || exists $_->{unnamed_tps} } @comparisons;
+	printf "\n%-27s %3s %9s %10s %10s %12s %12s %10s\n", 'unnamed statements', 'c', 'HTTP req/s',
+		'pooled/s', 'pool/HTTP', 'ceiling tps', 'unnamed tps', 'unn/named' if @pooled;
+	for my $c (@pooled) {
+		printf "%-27s %3s %9s %10s %10s %12s %12s %10s\n", $label{ $c->{scenario} } // $c->{scenario},
+			$c->{concurrency}, f($c->{http_rps}, '%.0f'), f($c->{pooled_rps}, '%.0f'), f($c->{pooled_over_http}, '%.2f'),
+			f($c->{ceiling_tps}, '%.0f'), f($c->{unnamed_tps}, '%.0f'), f($c->{unnamed_over_named}, '%.2f');
+	}
+	print "(pooled: a second daemon, pool_mode = transaction, behind pgbouncer in transaction mode on loopback TCP;\n"
+	    . " unnamed: pgbench -M extended, the statements as that daemon sends them)\n" if @pooled;
 }
 
 printf "\n%-27s %-16s %3s %10s %8s %8s %9s %8s\n", 'CPU per request (us)', 'driver', 'c', 'PostgreSQL',

@@ -12,7 +12,7 @@ SCANQA_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SCANQA_PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libfcgi-dev libjson-c-dev libpq-dev libssl-dev libqrencode-dev libpng-dev
-	postgresql nginx
+	postgresql nginx pgbouncer
 	libdbd-pg-perl libjson-perl
 	curl procps valgrind clang libclang-rt-14-dev
 	zbar-tools

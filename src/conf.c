@@ -42,6 +42,8 @@ static const struct conf_item items[] = {
 	{ "statement_timeout", CT_INT, OFF(statement_timeout_ms), "5000", 0, 3600000, true },
 	{ "lock_timeout", CT_INT, OFF(lock_timeout_ms), "2000", 0, 3600000, true },
 	{ "connect_timeout", CT_INT, OFF(connect_timeout_s), "2", 1, 60, true },
+	{ "pool_mode", CT_STRING, OFF(pool_mode), "session", 0, 0, true },
+	{ "prepared_statements", CT_STRING, OFF(prepared_statements), "auto", 0, 0, true },
 	{ "shutdown_timeout", CT_INT, OFF(shutdown_timeout_s), "30", 1, 3600, true },
 	{ "slow_request_ms", CT_INT, OFF(slow_request_ms), "500", 0, 3600000, true },
 	{ "log_level", CT_LOGLEVEL, OFF(log_level), "info", 0, 0, true },
@@ -204,6 +206,12 @@ static const char *check_item(const struct conf *c, const char *key, char *msg, 
 		return conninfo_error(c->conninfo, msg, msglen);
 	if (strcmp(key, "admin_conninfo") == 0)
 		return conninfo_error(c->admin_conninfo, msg, msglen);
+	if (strcmp(key, "pool_mode") == 0 && strcmp(c->pool_mode, "session") != 0 &&
+	    strcmp(c->pool_mode, "transaction") != 0)
+		return "expected session or transaction (pgbouncer's pool_mode of the pool in conninfo)";
+	if (strcmp(key, "prepared_statements") == 0 && strcmp(c->prepared_statements, "auto") != 0 &&
+	    strcmp(c->prepared_statements, "on") != 0 && strcmp(c->prepared_statements, "off") != 0)
+		return "expected auto, on or off";
 	return NULL;
 }
 
@@ -296,6 +304,18 @@ bool conf_load(const char *path, struct conf *out, char *err, size_t errlen)
 	}
 	if (c.status_listen[0] && strcmp(c.status_listen, c.listen) == 0) {
 		seterr(err, errlen, path, 0, "status_listen: must differ from listen");
+		goto fail;
+	}
+	/* pgbouncer 1.18 in transaction mode hands each statement to whichever server
+	 * connection is free: a statement prepared on one is missing on the next
+	 * (SQLSTATE 26000) or already there (42P05). */
+	c.transaction_pooling = strcmp(c.pool_mode, "transaction") == 0;
+	c.prepared = strcmp(c.prepared_statements, "on") == 0 ||
+		     (strcmp(c.prepared_statements, "auto") == 0 && !c.transaction_pooling);
+	if (c.transaction_pooling && strcmp(c.prepared_statements, "on") == 0) {
+		seterr(err, errlen, path, 0,
+		       "prepared_statements: on cannot work with pool_mode = transaction (pgbouncer 1.18 "
+		       "does not keep named prepared statements); use auto or off");
 		goto fail;
 	}
 	fclose(f);
@@ -399,6 +419,9 @@ void conf_dump(const struct conf *c)
 	printf("statement_timeout = %d\n", c->statement_timeout_ms);
 	printf("lock_timeout = %d\n", c->lock_timeout_ms);
 	printf("connect_timeout = %d\n", c->connect_timeout_s);
+	printf("pool_mode = %s\n", c->pool_mode);
+	printf("prepared_statements = %s (%s)\n", c->prepared_statements,
+	       c->prepared ? "named statements, prepared once per connection" : "unnamed statements");
 	printf("shutdown_timeout = %d\n", c->shutdown_timeout_s);
 	printf("slow_request_ms = %d\n", c->slow_request_ms);
 	printf("log_level = %s\n", lvl[c->log_level]);

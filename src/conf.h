@@ -26,6 +26,10 @@ struct conf {
 	int statement_timeout_ms;
 	int lock_timeout_ms;
 	int connect_timeout_s;
+	char *pool_mode;         /* "session" or "transaction": what sits between us and PostgreSQL */
+	char *prepared_statements; /* "auto", "on" or "off" as written; see prepared below */
+	bool transaction_pooling; /* pool_mode = transaction: no session state survives a statement */
+	bool prepared;           /* named prepared statements (auto: on unless transaction_pooling) */
 	int shutdown_timeout_s;  /* graceful deadline before SIGKILL */
 	int slow_request_ms;     /* 0 = off */
 	enum log_level log_level;

@@ -1,5 +1,7 @@
-/* db.h: this worker's one PostgreSQL connection, lazily prepared statements, and the
- * distinction between "the database said no" and "the database is gone". */
+/* db.h: this worker's one PostgreSQL connection: connected without blocking, every
+ * statement bounded by a deadline, lazily prepared statements (or unnamed ones behind
+ * a transaction pooler), and the distinction between "the database said no" and "the
+ * database is gone, silent, or the wrong (read-only) server". */
 #ifndef SCANQA_DB_H
 #define SCANQA_DB_H
 
@@ -8,8 +10,9 @@
 
 #include "conf.h"
 
-/* A statement prepared once per connection, on first use. Declare it static in the
- * handler file: static struct db_stmt st = { "name", "SELECT ...", 2 }; */
+/* A statement prepared once per connection, on first use (or sent unnamed each time
+ * when conf.prepared is false). Declare it static in the handler file:
+ * static struct db_stmt st = { "name", "SELECT ...", 2 }; */
 struct db_stmt {
 	const char *name;
 	const char *sql;
@@ -19,17 +22,33 @@ struct db_stmt {
 
 /* Remembers the settings; connects lazily. Must be called after fork. */
 void db_init(const struct conf *c);
-/* Makes sure there is a usable connection, reconnecting at most once a second.
- * Returns false when the database is unreachable (answer 503). */
+/* At worker start: starts a connect attempt and waits for it up to connect_timeout
+ * per host in conninfo. Returns true when connected. */
+bool db_connect_first(void);
+/* Makes sure there is a usable connection. A request waits at most 500 ms for an
+ * attempt in progress (which goes on afterwards); failed attempts are spaced a second
+ * apart. Returns false when there is none now (answer 503). */
 bool db_ensure(void);
-/* Runs a prepared statement with text params (NULL = SQL NULL). Returns the result,
- * which the caller PQclear()s, or NULL when the connection failed (answer 503; the
- * connection is dropped and re-established by a later db_ensure()). A result with an
- * error status means the database refused the statement. */
+/* For the worker's idle loop: advances a connect attempt without waiting, or starts
+ * one when the connection is gone. Returns the epoll timeout (ms) the loop should
+ * use at most, or -1 when connected. */
+int db_idle(void);
+/* How long (ms) a statement's answer is awaited: statement_timeout + 2000 (30000 +
+ * 2000 when statement_timeout is 0). */
+int db_answer_wait_ms(void);
+/* Runs a statement with text params (NULL = SQL NULL). Returns the result, which the
+ * caller PQclear()s, or NULL (answer 503 + Retry-After): the connection failed, gave no
+ * answer within db_answer_wait_ms(), or is to a read-only server (SQLSTATE 25006,
+ * in_hot_standby); the connection is then dropped and re-established. A result with
+ * an error status means the database refused the statement. */
 PGresult *db_exec(struct db_stmt *st, const char *const *params);
 /* Like db_exec, for statements that change nothing: when the connection turns out to
- * have died while idle, reconnects at once and retries one time. */
+ * have died while idle, or to lead to a read-only server, reconnects at once and
+ * retries one time. Never after a missed deadline (that would double the wait). */
 PGresult *db_exec_read(struct db_stmt *st, const char *const *params);
+/* Drops the connection because the server turned out to be in recovery (health's
+ * probe). Returns false when there was none. */
+bool db_drop_read_only(void);
 /* After a db_exec with an error result: the SQLSTATE, or "" */
 const char *db_sqlstate(const PGresult *r);
 /* True when the last connect attempt was refused for good (unknown role or database,

@@ -298,6 +298,80 @@ out:
 	return ok;
 }
 
+/* ---- role settings ------------------------------------------------------------ */
+
+/* The ALTER ROLE statements that make the config's timeouts the daemon role's
+ * defaults in the current database (who: a quoted role name, or CURRENT_USER).
+ * Behind a transaction pooler the daemon sends no session SET (it would land on
+ * one server connection and leak to other clients), so these are what bounds its
+ * statements there; in session mode the daemon's own SET wins, and these still
+ * bound a session opened by hand as the daemon's role. The values match the SET
+ * the daemon sends (db.c send_setup). Returns false with nothing changed. */
+static bool set_role_timeouts(PGconn *conn, const struct conf *c, const char *who, bool quiet)
+{
+	char sql[1024];
+	int idle = 2 * (c->statement_timeout_ms > 0 ? c->statement_timeout_ms : 30000);
+	PGresult *r = PQexec(conn, "SELECT quote_ident(current_database())");
+	bool ok = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+
+	if (ok)
+		snprintf(sql, sizeof sql,
+			 "ALTER ROLE %s IN DATABASE %s SET statement_timeout = %d; "
+			 "ALTER ROLE %s IN DATABASE %s SET lock_timeout = %d; "
+			 "ALTER ROLE %s IN DATABASE %s SET idle_in_transaction_session_timeout = %d",
+			 who, PQgetvalue(r, 0, 0), c->statement_timeout_ms, who, PQgetvalue(r, 0, 0),
+			 c->lock_timeout_ms, who, PQgetvalue(r, 0, 0), idle);
+	PQclear(r);
+	if (!ok)
+		return false;
+	/* One simple-protocol query: its statements commit or fail together. */
+	r = PQexec(conn, sql);
+	ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok && !quiet)
+		log_msg(c->transaction_pooling ? LL_WARN : LL_INFO,"migrate: %s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	if (ok)
+		log_info("migrate: role settings of %s in this database: statement_timeout = %d ms, "
+			 "lock_timeout = %d ms, idle_in_transaction_session_timeout = %d ms",
+			 who, c->statement_timeout_ms, c->lock_timeout_ms, idle);
+	return ok;
+}
+
+/* Makes the timeouts role settings of the daemon's role (conninfo's user). First as
+ * the schema owner, which may do it when it is a superuser or has CREATEROLE; else
+ * as the daemon's role itself, since "ordinary roles can only set defaults for
+ * themselves" (PostgreSQL 15, ALTER ROLE); else says what a DBA runs. Never fails
+ * the migration: in session mode the daemon's SET bounds its statements anyway. */
+static void apply_role_timeouts(PGconn *owner, const struct conf *c)
+{
+	PQconninfoOption *opts = PQconninfoParse(c->conninfo, NULL);
+	char *role = NULL;
+	for (PQconninfoOption *o = opts; o && o->keyword; o++)
+		if (strcmp(o->keyword, "user") == 0 && o->val)
+			role = PQescapeIdentifier(owner, o->val, strlen(o->val));
+	PQconninfoFree(opts);
+	if (role && set_role_timeouts(owner, c, role, true))
+		goto out;
+
+	PGconn *self = PQconnectdb(c->conninfo);
+	if (PQstatus(self) == CONNECTION_OK && set_role_timeouts(self, c, "CURRENT_USER", false)) {
+		PQfinish(self);
+		goto out;
+	}
+	/* In session mode the daemon's own SET bounds its statements: no warning. */
+	log_msg(c->transaction_pooling ? LL_WARN : LL_INFO,
+		 "migrate: could not make the timeouts role settings of the daemon's role (%s); "
+		 "behind a pooler in transaction mode its statements are then unbounded. As a "
+		 "superuser run: ALTER ROLE %s IN DATABASE <db> SET statement_timeout = %d "
+		 "(likewise lock_timeout = %d, idle_in_transaction_session_timeout = %d)",
+		 PQstatus(self) == CONNECTION_OK ? "see above" : PQerrorMessage(self),
+		 role ? role : "<conninfo's user>", c->statement_timeout_ms, c->lock_timeout_ms,
+		 2 * (c->statement_timeout_ms > 0 ? c->statement_timeout_ms : 30000));
+	PQfinish(self);
+out:
+	PQfreemem(role);
+}
+
 /* ---- entry point ------------------------------------------------------------- */
 
 int migrate_run(const struct conf *c)
@@ -345,6 +419,7 @@ int migrate_run(const struct conf *c)
 		}
 		n_applied++;
 	}
+	apply_role_timeouts(conn, c);
 	if (n_applied == 0)
 		log_info("migrate: nothing to apply (%zu migration(s) in %s, all applied)",
 			 files.n, c->migrations_dir);

@@ -330,7 +330,7 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 	}
 
 	db_init(c);
-	if (!db_ensure() && db_config_error()) {
+	if (!db_connect_first() && db_config_error()) {
 		/* The server answered and refused us (no such role or database, bad
 		 * password): no request could ever succeed. Exit so the master's crash-loop
 		 * backoff and log make the misconfiguration visible. */
@@ -347,6 +347,11 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 			int64_t left_ms = (a.resume_us - now_mono_us() + 999) / 1000;
 			timeout = left_ms < 0 ? 0 : (int)left_ms;
 		}
+		/* Reconnecting happens here, between requests, as far as it can: a
+		 * request then finds a connection instead of waiting for one. */
+		int db_ms = db_idle();
+		if (db_ms >= 0 && db_ms < timeout)
+			timeout = db_ms;
 		int n = epoll_wait(a.ep, got, 2, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait: %s", strerror(errno));

@@ -97,6 +97,8 @@ for my $case (
 	[socket_group => 'no-such-group-scanqa', qr/socket_group: no such group/, 'an unknown socket_group'],
 	[listen => 'unix:relative.sock', qr/listen: expected unix:\/absolute\/path/, 'a relative socket path'],
 	[status_listen => '0.0.0.0:9000', qr/status_listen: a TCP address must be loopback/, 'a status socket on every interface'],
+	[pool_mode => 'statement', qr/pool_mode: expected session or transaction/, 'a pool_mode other than session or transaction'],
+	[prepared_statements => 'yes', qr/prepared_statements: expected auto, on or off/, 'prepared_statements = yes'],
 ) {
 	my ($key, $val, $re, $what) = @$case;
 	my ($st, $out) = run_with('check-config', $key => $val);
@@ -105,6 +107,14 @@ for my $case (
 	my ($line) = reload_refused($key => $val);
 	like($line // '', $re, "a reload refuses $what, for the same reason");
 	restore($key);
+}
+{
+	my ($st, $out) = run_with('check-config', pool_mode => 'transaction', prepared_statements => 'on');
+	is($st, 1, 'check-config refuses prepared_statements = on with pool_mode = transaction');
+	like($out, qr/prepared_statements: on cannot work with pool_mode = transaction/, '...saying that pgbouncer keeps no named statements there');
+	($st, $out) = run_with('check-config', pool_mode => 'transaction');
+	is($st, 0, 'pool_mode = transaction alone is accepted');
+	like($out, qr/^prepared_statements = auto \(unnamed statements\)$/m, '...and check-config shows that statements are sent unnamed');
 }
 {
 	my ($line) = reload_refused(listen => 'unix:' . $t->dir . '/moved.sock');

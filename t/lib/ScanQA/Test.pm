@@ -544,6 +544,13 @@ sub _conf_value {
 	return '"' . $v . '"';
 }
 
+# The libpq conninfo of the test database as $user (default scanqa_app), as the
+# daemon's config gets it.
+sub conninfo {
+	my ($self, $user) = @_;
+	return "host=$self->{pghost} port=$self->{pgport} dbname=$self->{db} user=" . ($user // 'scanqa_app');
+}
+
 sub _write_conf {
 	my ($self) = @_;
 	my $ci = "host=$self->{pghost} port=$self->{pgport} dbname=$self->{db}";
