@@ -108,11 +108,11 @@ ensure_browser_tests() {
 	npm_ci "$SCANQA_ROOT/t/browser"
 }
 
-# ensure_topology_tests: what the tests past one host need (issue 13), for
-# script/test only: HAProxy (the edge, and the router in front of PostgreSQL),
-# PgBouncer, and iproute2's "ip netns" for t/topology_netns.t.
+# ensure_topology_tests: what t/topology_netns.t needs beyond SCANQA_PACKAGES,
+# for script/test only: HAProxy (the edge, and the router in front of
+# PostgreSQL) and iproute2's "ip netns".
 ensure_topology_tests() {
-	local SCANQA_PACKAGES=(haproxy pgbouncer iproute2)   # ensure_packages reads this copy
+	local SCANQA_PACKAGES=(haproxy iproute2)   # ensure_packages reads this copy
 	ensure_packages
 }
 
