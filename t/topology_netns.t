@@ -72,6 +72,7 @@ is_deeply(\@bad, [], 'every host reaches its peers over its own link only, and n
 	or BAIL_OUT('the test network is not isolated: no traffic is sent');
 
 # ---- the tiers -------------------------------------------------------------------
+my %fig;    # the README's figures
 my $t0 = time;
 my $top = ScanQA::Topology->new(net => $net, dir => $dir);
 $top->pg_primary('db1');
@@ -84,7 +85,8 @@ for my $s ([scanqa_app => 'app1'], [scanqa_app => 'app2'], [postgresql => 'db1']
 is($top->haproxy_server(postgresql => 'db2')->{status}, 'MAINT', 'the standby db2 is not routed to (disabled until promoted)');
 is($top->psql(db1 => q{SELECT sync_state FROM pg_stat_replication WHERE application_name = 'db2'}), "sync\n",
 	'db2 is the synchronous standby of db1');
-note(sprintf 'topology up in %.1f s', time - $t0);
+$fig{setup} = time - $t0;
+note(sprintf 'topology up in %.1f s', $fig{setup});
 
 # The test's view of the database: the primary's unix socket (no network).
 my $t = ScanQA::Test->new(start => 0, db => { host => $top->pg_sock('db1'), port => 5432, name => 'scanqa' });
@@ -198,7 +200,6 @@ sub first_answer_after {
 	return undef;
 }
 
-my %fig;    # the README's figures
 
 # The failures of a tally that are not what the edge or the daemon answers
 # when a host or the database is away: a 503 from the daemon or the edge, JSON
@@ -380,14 +381,13 @@ for my $h (qw(app1 app2)) {
 my $hap = $top->haproxy_log;
 unlike($hap, qr{ -?\d+/-?\d+/-?\d+/-?\d+/-?\d+ 504 }, 'the edge answered no 504 (its log)');
 
-diag(sprintf "figures (load average %s): app host killed: %d failed, DOWN after %.1f s; link down: %d failed, DOWN after %.1f s; "
+diag(sprintf "figures (load average %s; setup %.0f s, whole test %.0f s): app host killed: %d failed, DOWN after %.1f s; link down: %d failed, DOWN after %.1f s; "
 	. "partition: %d failed (%d x 503), median %.0f ms, recovered %.1f s after the link; rolling: %d requests, %d failed; failover: %d failed (%s), "
 	. "recovered %.1f s after the kill (promote to routed %.1f s), %d failed but committed; whole run: %d requests, %d x 200, %d acknowledged lost",
-	_loadavg(), $fig{kill}{failed}, $fig{kill}{detect}, $fig{link}{failed}, $fig{link}{detect},
+	_loadavg(), $fig{setup}, time - $t0, $fig{kill}{failed}, $fig{kill}{detect}, $fig{link}{failed}, $fig{link}{detect},
 	$fig{partition}{failed}, $fig{partition}{r503}, 1000 * $fig{partition}{median}, $fig{partition}{recover}, $fig{rolling}{n}, $fig{rolling}{failed},
 	$fig{failover}{failed}, $fig{failover}{by}, $fig{failover}{recover}, $fig{failover}{promote}, $fig{failover}{unknown},
 	$fig{total}{requests}, $fig{total}{ok}, $fig{total}{lost}) if $fig{total};
-note(sprintf 'whole test %.0f s', time - $t0);
 
 sub _loadavg { open my $f, '<', '/proc/loadavg' or return '?'; my $l = <$f>; return join ' ', (split ' ', $l)[0 .. 2] }
 

@@ -14,6 +14,7 @@ use Test::More ();
 use Time::HiRes qw(sleep time);
 
 use ScanQA::Netns;
+use ScanQA::Test ();
 
 =head1 NAME
 
@@ -258,6 +259,9 @@ defaults
     timeout server 35s
     timeout http-request 10s
     timeout check 1s
+    # Only a connect that failed is retried (HAProxy's default, said
+    # explicitly): a request that reached a host is never sent twice.
+    retry-on conn-failure
     retries 2
     option redispatch 1
     errorfile 502 $errors/502.http
@@ -350,8 +354,10 @@ sub app_start {
 	unlink "$d/scanqa.sock", "$d/scanqa-status.sock";
 	my $bin = $ENV{SCANQA_BIN} // "$self->{root}/scanqa";
 	$a->{daemon_pid} = $net->spawn($name, "$d/daemon.log", $bin, '-c', "$d/daemon.conf", 'serve');
+	# The master binds its socket 0600 and then gives it its group and mode:
+	# nginx (www-data) starts once the socket is open to the group.
 	my $deadline = time + 30;
-	until (-S "$d/scanqa.sock") {
+	until (-S "$d/scanqa.sock" && ((stat _)[2] & 0060) == 0060) {
 		croak "scanqa on $name did not start:\n" . _slurp("$d/daemon.log")
 			if time > $deadline || defined $net->wait_child($a->{daemon_pid});
 		sleep 0.05;
@@ -426,24 +432,11 @@ sub _value {
 	return qq{"$v"};
 }
 
-sub _slurp {
-	my ($f) = @_;
-	open my $fh, '<', $f or return '';
-	local $/;
-	return scalar <$fh>;
-}
-
-sub _spew {
-	my ($f, $text) = @_;
-	open my $fh, '>', $f or croak "cannot write $f: $!";
-	print {$fh} $text;
-	close $fh or croak "cannot write $f: $!";
-}
-
-sub _tail {
-	my ($text, $n) = @_;
-	my @l = split /^/, $text // '';
-	return join '', @l > $n ? @l[-$n .. -1] : @l;
+# The harness's file helpers.
+BEGIN {
+	*_slurp = \&ScanQA::Test::_slurp;
+	*_spew  = \&ScanQA::Test::_spew;
+	*_tail  = \&ScanQA::Test::_tail;
 }
 
 1;
