@@ -9,9 +9,9 @@
 #   1. an app host is killed: the edge routes around it, only the requests
 #      in flight on it fail;
 #   2. an app host's link is taken down: the same;
-#   3. the database is partitioned away: quick 503s with Retry-After, then
+#   3. a rolling restart and reload of the app hosts: no request fails;
+#   4. the database is partitioned away: quick 503s with Retry-After, then
 #      recovery without a restart;
-#   4. a rolling restart and reload of the app hosts: no request fails;
 #   5. failover: the primary is killed, the edge fences it, the synchronous
 #      standby is promoted with pg_ctl promote: every inspection and sync
 #      action answered 200 is on the new primary, requests during the switch
@@ -262,7 +262,31 @@ sub not_unavailable {
 	ok($top->wait_haproxy_server(scanqa_app => 'app2', qr/^UP$/), 'app2 is UP again once its link is back');
 }
 
-# ---- 3. the database partitioned away -------------------------------------------------
+# ---- 3. rolling restart and reload of the app hosts ------------------------------------
+{
+	my $load = start_load(requests => 1500, seconds => 120);
+	ok($load->wait_answered(40), 'rolling: the load runs (40 answers)');
+	# app1: drained at the edge, stopped, started (a package upgrade), put back.
+	$top->haproxy('set server scanqa_app/app1 state drain');
+	my $deadline = time + 30;
+	sleep 0.05 while time < $deadline && $top->haproxy_server(scanqa_app => 'app1')->{scur} > 0;
+	$top->app_stop('app1');
+	$top->app_start('app1');
+	$top->haproxy('set server scanqa_app/app1 state ready');
+	ok($top->wait_haproxy_server(scanqa_app => 'app1', qr/^UP$/), 'app1, restarted behind a drain, is UP again');
+	my $k = $load->answered;
+	ok($load->wait_answered($k + 60), 'requests keep being answered (60 more)');
+	# app2: reloaded in place (scanqa reload, nginx SIGHUP) while it serves.
+	$top->app_reload('app2');
+	$k = $load->answered;
+	ok($load->wait_answered($k + 60), 'requests keep being answered after app2 reloaded (60 more)');
+	my $res = finish_load($load);
+	is_deeply($res->{by_status}, { 200 => $res->{started} }, 'rolling restart and reload: every request answered 200');
+	check_scenario($res, 'rolling restart and reload');
+	$fig{rolling} = { n => $res->{started}, failed => $res->{started} - ($res->{by_status}{200} // 0) };
+}
+
+# ---- 4. the database partitioned away -------------------------------------------------
 {
 	my $load = start_load(requests => 800, seconds => 90);
 	ok($load->wait_answered(60), 'database partitioned: the load runs (60 answers)');
@@ -290,30 +314,6 @@ sub not_unavailable {
 		$fig{partition}{down}, scalar @failed, scalar @r503, 1000 * $fig{partition}{median}, 1000 * $fig{partition}{max}, $fig{partition}{recover});
 	ok($top->wait_sync(db1 => 'db2', 'sync'), 'db2 is the synchronous standby again');
 	ok($top->wait_haproxy_server(scanqa_app => $_, qr/^UP$/), "$_ is UP at the edge") for qw(app1 app2);
-}
-
-# ---- 4. rolling restart and reload of the app hosts ------------------------------------
-{
-	my $load = start_load(requests => 1500, seconds => 120);
-	ok($load->wait_answered(40), 'rolling: the load runs (40 answers)');
-	# app1: drained at the edge, stopped, started (a package upgrade), put back.
-	$top->haproxy('set server scanqa_app/app1 state drain');
-	my $deadline = time + 30;
-	sleep 0.05 while time < $deadline && $top->haproxy_server(scanqa_app => 'app1')->{scur} > 0;
-	$top->app_stop('app1');
-	$top->app_start('app1');
-	$top->haproxy('set server scanqa_app/app1 state ready');
-	ok($top->wait_haproxy_server(scanqa_app => 'app1', qr/^UP$/), 'app1, restarted behind a drain, is UP again');
-	my $k = $load->answered;
-	ok($load->wait_answered($k + 60), 'requests keep being answered (60 more)');
-	# app2: reloaded in place (scanqa reload, nginx SIGHUP) while it serves.
-	$top->app_reload('app2');
-	$k = $load->answered;
-	ok($load->wait_answered($k + 60), 'requests keep being answered after app2 reloaded (60 more)');
-	my $res = finish_load($load);
-	is_deeply($res->{by_status}, { 200 => $res->{started} }, 'rolling restart and reload: every request answered 200');
-	check_scenario($res, 'rolling restart and reload');
-	$fig{rolling} = { n => $res->{started}, failed => $res->{started} - ($res->{by_status}{200} // 0) };
 }
 
 # ---- 5. failover to the synchronous standby -------------------------------------------

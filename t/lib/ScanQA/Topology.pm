@@ -56,7 +56,10 @@ has the WAL. pg_promote runs C<pg_ctl promote> and waits for it.
 
 =item edge($name, apps => [...], dbs => [...]), haproxy($cmd), haproxy_server($backend, $server)
 
-HAProxy 2.6 in the edge namespace. Frontend C<scanqa> on port 80 with
+HAProxy 2.6 in the edge namespace, running the shipped example
+C<conf/haproxy/scanqa.cfg> with only its addresses, paths and check interval
+replaced (croaks when the file no longer has what it replaces), and its
+PostgreSQL listener replaced by the test's. Frontend C<scanqa> on port 80 with
 C<option forwardfor> routes to backend C<scanqa_app>: one server per app host,
 checked with C<option httpchk GET /api/v1/health> (C<inter 500ms fall 2 rise
 2>: production uses 2 s), C<on-marked-down shutdown-sessions>, and
@@ -128,7 +131,7 @@ sub _pg_start {
 	my $opts = join ' ', "-c listen_addresses=" . $self->{net}->addr($name), '-c port=5432',
 		"-c unix_socket_directories='$base/sock'", '-c fsync=off', '-c full_page_writes=off',
 		'-c wal_level=replica', '-c max_wal_senders=5', '-c hot_standby=on',
-		"-c log_line_prefix='%m [%p] %a '", '-c log_connections=off';
+		"-c log_line_prefix='%m [%p] %a %r '", '-c log_connections=on';
 	eval { $self->_pg_cmd($name, 'pg_ctl', '-D', "$base/data", '-l', "$base/postgresql.log", '-o', $opts, '-w', '-t', '60', 'start'); 1 }
 		or croak "PostgreSQL on $name did not start: $@\n" . _tail(_slurp("$base/postgresql.log"), 20);
 }
@@ -236,58 +239,43 @@ sub edge {
 	my $d = $self->host_dir($name);
 	mkdir $d;
 	my $addr = $net->addr($name);
-	my $errors = "$self->{root}/conf/haproxy/errors";
 	my $apps = join '', map { "    server $_ " . $net->addr($_) . ":80 check\n" } @{ $o{apps} };
 	my ($first, @rest) = @{ $o{dbs} };
 	my $dbs = "    server $first " . $net->addr($first) . ":5432 check\n"
 		. join '', map { "    server $_ " . $net->addr($_) . ":5432 check disabled\n" } @rest;
-	_spew("$d/haproxy.cfg", <<"EOF");
-# written by t/lib/ScanQA/Topology.pm: the README's "Deploying on several hosts"
-global
-    maxconn 1024
-    pidfile $d/haproxy.pid
-    stats socket $d/haproxy.sock mode 600 level admin
-    log stderr format iso local0 info
-
-defaults
-    mode http
-    log global
-    option httplog
-    timeout connect 1s
-    timeout client 35s
-    # Above nginx's fastcgi_read_timeout (30 s): nginx answers first.
-    timeout server 35s
-    timeout http-request 10s
-    timeout check 1s
-    # Only a connect that failed is retried (HAProxy's default, said
-    # explicitly): a request that reached a host is never sent twice.
-    retry-on conn-failure
-    retries 2
-    option redispatch 1
-    errorfile 502 $errors/502.http
-    errorfile 503 $errors/503.http
-    errorfile 504 $errors/504.http
-
-frontend scanqa
-    bind $addr:80
-    option forwardfor
-    default_backend scanqa_app
-
-backend scanqa_app
-    balance roundrobin
-    option httpchk GET /api/v1/health
-    http-check expect status 200
-    default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
-$apps
-listen postgresql
-    mode tcp
-    bind $addr:5432
-    option tcplog
-    timeout client 1h
-    timeout server 1h
-    default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
-$dbs
-EOF
+	# The shipped example with only addresses, paths and the check interval
+	# replaced, and its PostgreSQL listener (Patroni's) replaced by the test's:
+	# plain TCP checks, the standby disabled until promoted.
+	my $cfg = _slurp("$self->{root}/conf/haproxy/scanqa.cfg") or croak "conf/haproxy/scanqa.cfg is missing";
+	my $pg = join "\n",
+		'# The test has no Patroni: TCP checks, and the failover procedure fences',
+		'# the old primary (disable server) before it enables the promoted one.',
+		'listen postgresql',
+		'    mode tcp',
+		"    bind $addr:5432",
+		'    option tcplog',
+		'    timeout client 1h',
+		'    timeout server 1h',
+		'    default-server inter 500ms fall 2 rise 2 on-marked-down shutdown-sessions',
+		$dbs;
+	my @subst = (
+		[qr{^    log /dev/log local0$}m, sub { '    log stderr format iso local0 info' }],
+		[qr{^    (?:user|group) haproxy\n}m, sub { '' }],
+		[qr{^    pidfile \S+$}m, sub { "    pidfile $d/haproxy.pid" }],
+		[qr{^    stats socket \S+}m, sub { "    stats socket $d/haproxy.sock" }],
+		[qr{/etc/haproxy/errors/scanqa/}, sub { "$self->{root}/conf/haproxy/errors/" }],
+		[qr{^    bind :80$}m, sub { "    bind $addr:80" }],
+		[qr{ inter 2s }, sub { ' inter 500ms ' }],
+		[qr{^    server app\d+ .*\n}m, sub { '' }],
+		[qr{^    default-server .*shutdown-sessions\n(?=\n# PostgreSQL)}m, sub { $_[0] . $apps }],
+		[qr{^# PostgreSQL through Patroni.*}ms, sub { $pg }],
+	);
+	for (@subst) {
+		my ($re, $to) = @$_;
+		my $n = ($cfg =~ s/$re/$to->($&)/ge);
+		croak "conf/haproxy/scanqa.cfg no longer matches $re" unless $n;
+	}
+	_spew("$d/haproxy.cfg", "# conf/haproxy/scanqa.cfg as t/lib/ScanQA/Topology.pm runs it\n" . $cfg);
 	my $out = $net->run($name, '/usr/sbin/haproxy', '-c', '-q', '-f', "$d/haproxy.cfg");
 	croak "haproxy -c refuses $d/haproxy.cfg:\n$out->{out}" if $out->{exit};
 	$self->{edge} = $name;
