@@ -133,8 +133,10 @@ static int connect_params(const char **keys, const char **vals, char buf[N_DERIV
 
 /* ---------------------------------------------------------------- waiting */
 
-/* Waits until c's socket is ready for events or until deadline_us (monotonic).
- * Returns the poll revents (> 0), 0 at the deadline, -1 on a bad socket. */
+/* Waits until c's socket is ready for events or until deadline_us (monotonic); a
+ * deadline already past still looks once, without waiting (the idle loop's way to
+ * advance a connect). Returns the poll revents (> 0), 0 at the deadline, -1 on a
+ * bad socket. */
 static int wait_socket(PGconn *c, short events, int64_t deadline_us)
 {
 	struct pollfd p = { .fd = PQsocket(c), .events = events };
@@ -142,14 +144,12 @@ static int wait_socket(PGconn *c, short events, int64_t deadline_us)
 		return -1;
 	for (;;) {
 		int64_t left_us = deadline_us - now_mono_us();
-		if (left_us <= 0)
-			return 0;
-		int n = poll(&p, 1, (int)((left_us + 999) / 1000));
+		int n = poll(&p, 1, left_us <= 0 ? 0 : (int)((left_us + 999) / 1000));
 		if (n > 0)
 			return p.revents;
-		if (n == 0)
-			continue; /* the loop's clock decides */
-		if (errno != EINTR)
+		if (n == 0 && now_mono_us() >= deadline_us)
+			return 0;
+		if (n < 0 && errno != EINTR)
 			return -1;
 	}
 }

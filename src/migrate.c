@@ -353,7 +353,10 @@ static void apply_role_timeouts(PGconn *owner, const struct conf *c)
 	if (role && set_role_timeouts(owner, c, role, true))
 		goto out;
 
-	PGconn *self = PQconnectdb(c->conninfo);
+	char timeout[16];
+	snprintf(timeout, sizeof timeout, "%d", c->connect_timeout_s);
+	const char *keys[] = { "dbname", "connect_timeout", NULL }, *vals[] = { c->conninfo, timeout, NULL };
+	PGconn *self = PQconnectdbParams(keys, vals, 1);
 	if (PQstatus(self) == CONNECTION_OK && set_role_timeouts(self, c, "CURRENT_USER", false)) {
 		PQfinish(self);
 		goto out;
@@ -361,9 +364,10 @@ static void apply_role_timeouts(PGconn *owner, const struct conf *c)
 	/* In session mode the daemon's own SET bounds its statements: no warning. */
 	log_msg(c->transaction_pooling ? LL_WARN : LL_INFO,
 		 "migrate: could not make the timeouts role settings of the daemon's role (%s); "
-		 "behind a pooler in transaction mode its statements are then unbounded. As a "
-		 "superuser run: ALTER ROLE %s IN DATABASE <db> SET statement_timeout = %d "
-		 "(likewise lock_timeout = %d, idle_in_transaction_session_timeout = %d)",
+		 "behind a pooler in transaction mode its statements are then unbounded. As that "
+		 "role itself (e.g. sudo -u scanqa_app psql) or a superuser run: ALTER ROLE %s IN "
+		 "DATABASE <db> SET statement_timeout = %d (likewise lock_timeout = %d, "
+		 "idle_in_transaction_session_timeout = %d)",
 		 PQstatus(self) == CONNECTION_OK ? "see above" : PQerrorMessage(self),
 		 role ? role : "<conninfo's user>", c->statement_timeout_ms, c->lock_timeout_ms,
 		 2 * (c->statement_timeout_ms > 0 ? c->statement_timeout_ms : 30000));

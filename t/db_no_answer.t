@@ -4,9 +4,10 @@
 # with SIGSTOP, so the kernel still acknowledges every packet and neither TCP
 # settings nor the server's statement_timeout can help). The worker gives up
 # after statement_timeout + 2 s of its own clock, answers 503 with Retry-After: 1,
-# drops that connection, and serves the next request on a new one: it is never
-# stuck. The TCP settings the daemon derives from statement_timeout
-# (tcp_user_timeout, keepalives) are used unless conninfo sets them.
+# drops that connection, connects again by itself between requests, and serves
+# the next request on the new connection: it is never stuck. The TCP settings the
+# daemon derives from statement_timeout (tcp_user_timeout, keepalives) are used
+# unless conninfo sets them.
 
 use strict;
 use warnings;
@@ -42,8 +43,12 @@ is($r->{headers}{'retry-after'}, '1', '...with Retry-After: 1');
 like($t->daemon_log, qr/database did not answer within 3000 ms \(statement \w+\)/,
 	'the worker logs that it gave up after statement_timeout + 2 s');
 
+my $connects = sub { scalar(() = $t->daemon_log =~ /connected to the database/g) };
+my $until = time + 20;
+sleep 0.1 while $connects->() < 2 && time < $until;
+is($connects->(), 2, 'the idle worker connects again by itself, before any request asks it to');
 $r = $t->request(GET => $LOOKUP, token => $user->{token});
-is($r->{status}, 200, 'the next look-up, with the backend still stopped, answers 200 on a new connection') or diag($r->{body});
+is($r->{status}, 200, 'the next look-up, with the backend still stopped, answers 200 on the new connection') or diag($r->{body});
 is_deeply([$t->worker_pids], [$worker], 'by the same worker process: nothing was stuck or killed');
 kill 'CONT', $backend;
 $stopped = 0;
