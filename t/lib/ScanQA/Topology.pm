@@ -102,19 +102,9 @@ sub pg_sock { "$_[0]{dir}/$_[1]/sock" }
 
 # ---- script/lib.sh ----------------------------------------------------------------
 
-sub _lib {
-	my ($self, @cmd) = @_;
-	my $log = "$self->{dir}/lib.log";
-	my $pid = fork // croak "fork: $!";
-	if (!$pid) {
-		open STDOUT, '>>', $log;
-		open STDERR, '>&', \*STDOUT;
-		exec('bash', '-c', 'set -euo pipefail; source "$0"; "$@"', "$self->{root}/script/lib.sh", @cmd)
-			or POSIX::_exit(127);
-	}
-	waitpid $pid, 0;
-	croak "script/lib.sh @cmd failed:\n" . _slurp($log) if $?;
-}
+# A function of script/lib.sh, as ScanQA::Test runs them (its output in DIR/lib.log);
+# croaks when it fails.
+sub _lib { ScanQA::Test::_lib(@_) }
 
 # ---- PostgreSQL ------------------------------------------------------------------
 
