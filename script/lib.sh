@@ -65,8 +65,9 @@ ensure_packages() {
 	[ ${#missing[@]} -eq 0 ] && return 0
 	say "installing missing packages: ${missing[*]}"
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
-	# Installing postgresql/nginx may start their system services; we never use
-	# them (our own instances listen on private sockets and other ports).
+	# Installing postgresql/nginx/haproxy/pgbouncer may start their system
+	# services; we never use them (our own instances listen on private sockets,
+	# other ports, or inside network namespaces).
 	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 }
 
@@ -105,6 +106,14 @@ ensure_browser_tests() {
 	ensure_packages
 	ensure_node
 	npm_ci "$SCANQA_ROOT/t/browser"
+}
+
+# ensure_topology_tests: what t/topology_netns.t needs beyond SCANQA_PACKAGES,
+# for script/test only: HAProxy (the edge, and the router in front of
+# PostgreSQL) and iproute2's "ip netns".
+ensure_topology_tests() {
+	local SCANQA_PACKAGES=(haproxy iproute2)   # ensure_packages reads this copy
+	ensure_packages
 }
 
 # build: autoreconf, configure with warnings as errors, make. Extra configure

@@ -28,6 +28,8 @@ ScanQA::Load - bounded load against a ScanQA::Test daemon, every answer counted
         clients  => 8,       # requests in flight at once
         requests => 2000,    # at most this many requests ...
         seconds  => 20,      # ... and none started after this many seconds
+        host     => '127.0.0.1', port => $t->port,   # the defaults: the test's nginx
+        netns    => undef,   # or a network namespace's name: the load runs inside it
         make     => sub {    # the n-th request (n counts from 0)
             my ($n) = @_;
             return (POST => $PATH, token => $tok, json => {...}, tag => $id);
@@ -44,7 +46,13 @@ can inject a fault meanwhile. That process opens one connection per request
 (as the harness's request() does: HTTP/1.1, Connection: close), keeps
 C<clients> of them in flight, and stops starting new ones when C<requests>
 have been started, C<seconds> have passed, or stop() was called (it leaves a
-file that the load process looks for between requests). A request in
+file that the load process looks for between requests). With C<netns>, the
+load process first joins that network namespace (setns(2) on
+/run/netns/NAME, what C<ip netns exec> does), so its requests leave from there
+and reach C<host>:C<port> over the namespace's own links. With
+C<retry_after>, a client that got an answer with C<Retry-After: N> waits N
+seconds before its next request, as the scanner app does: a quick 503 then
+does not turn into a flood of them. A request in
 flight is always read to its end; C<timeout> (default 60 s) is only a guard
 against a hung server, and a request that hits it is recorded with status 0
 and error "timeout". Nothing is ever retried.
@@ -77,6 +85,10 @@ sub start {
 		requests => $o{requests} // 1000,
 		seconds  => $o{seconds} // 30,
 		timeout  => $o{timeout} // 60,
+		host     => $o{host} // '127.0.0.1',
+		port     => $o{port} // $t->port,
+		netns    => $o{netns},
+		retry_after => $o{retry_after} // 0,
 		make     => $o{make},
 		file     => $t->dir . '/load-' . ++$t->{load_seq} . '.jsonl',
 	}, $class;
@@ -100,11 +112,13 @@ sub _run {
 	local $SIG{INT} = local $SIG{TERM} = 'DEFAULT';
 	open my $out, '>>', $self->{file} or die "cannot write $self->{file}: $!";
 	$out->autoflush(1);
+	_enter_netns($self->{netns}) if defined $self->{netns};
 
 	my $t = $self->{t};
 	my $deadline = time + $self->{seconds};
 	my $sel = IO::Select->new;
 	my %fly;    # fileno => { sock, n, tag, t0, buf }
+	my @waiting;    # when each client that honours a Retry-After may send again
 	my $n = 0;
 
 	my $record = sub {
@@ -123,6 +137,8 @@ sub _run {
 		}
 		my $r = ScanQA::Test::_parse_response($f->{buf});
 		my $j = $r->{json};
+		my $ra = $r->{headers}{'retry-after'} // '';
+		push @waiting, time + $ra if $self->{retry_after} && $ra =~ /^\d{1,2}$/;
 		$record->($f, status => $r->{status} + 0, rid => $r->{headers}{'x-request-id'},
 			error => (ref $j eq 'HASH' ? $j->{error} : undef),
 			json => (length $r->{body} <= 4096 ? $j : undef),
@@ -132,12 +148,13 @@ sub _run {
 	my $stop = 0;
 	while (1) {
 		$stop ||= -e "$self->{file}.stop";
-		while (!$stop && $n < $self->{requests} && time < $deadline && keys %fly < $self->{clients}) {
+		@waiting = grep { $_ > time } @waiting;
+		while (!$stop && $n < $self->{requests} && time < $deadline && keys(%fly) + @waiting < $self->{clients}) {
 			my ($method, $path, %ro) = $self->{make}->($n);
 			my $f = { n => $n, tag => delete $ro{tag}, t0 => time, buf => '' };
 			$n++;
 			my $bytes = $t->_build_request($method, $path, %ro);
-			my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $t->port, Proto => 'tcp');
+			my $s = IO::Socket::INET->new(PeerAddr => $self->{host}, PeerPort => $self->{port}, Proto => 'tcp');
 			if (!$s) {
 				$record->($f, status => 0, error => "connect: $!");
 				next;
@@ -156,7 +173,11 @@ sub _run {
 			$fly{ fileno $s } = $f;
 			$sel->add($s);
 		}
-		last if !keys %fly;
+		if (!keys %fly) {
+			last if !@waiting || $stop || $n >= $self->{requests} || time >= $deadline;
+			sleep 0.05;
+			next;
+		}
 		for my $s ($sel->can_read(0.1)) {
 			my $fd = fileno $s;
 			my $f = $fly{$fd} or next;
@@ -180,6 +201,17 @@ sub _run {
 	open my $st, '>', "$self->{file}.started" or die "cannot write: $!";
 	print {$st} "$n\n";
 	close $st;
+}
+
+# Moves this process into the network namespace NAME (as "ip netns exec" does:
+# setns(2) on /run/netns/NAME with CLONE_NEWNET); dies when it cannot, so that
+# no request is ever sent from the namespace the test started in.
+sub _enter_netns {
+	my ($name) = @_;
+	require 'syscall.ph';
+	open my $fh, '<', "/run/netns/$name" or die "cannot open network namespace $name: $!";
+	syscall(SYS_setns(), fileno($fh), 0x40000000) == 0 or die "setns $name: $!";
+	close $fh;
 }
 
 # ---- the test's side ---------------------------------------------------------------

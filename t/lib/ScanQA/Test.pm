@@ -105,10 +105,14 @@ see L</MEMORY ERRORS>.
 
 =over
 
-=item new(conf => {...}, private_pg => 0|1, start => 1)
+=item new(conf => {...}, private_pg => 0|1, start => 1, db => { host => $sockdir, port => $port, name => $db })
 
 With C<< start => 0 >> nothing is started (call C<start> later), which lets
-a test prepare the database first.
+a test prepare the database first. With C<db>, the test uses a database it set
+up itself (e.g. on a cluster in a network namespace, see ScanQA::Netns) for
+dbh, the fixtures and db_fingerprint: nothing is created or dropped.
+use_db(host => ..., port => ...) points those at another server later (a
+promoted standby) and drops the cached connections.
 
 =item request($method, $path, json => $data | body => $raw, token => $t, headers => {...}, from => $addr, timeout => $s)
 
@@ -243,6 +247,7 @@ sub new {
 	my $self = bless {
 		conf_overrides => $o{conf} // {},
 		private_pg     => $o{private_pg} // 0,
+		external_db    => $o{db},
 		owner_pid      => $$,
 		seq            => 0,
 	}, $class;
@@ -300,6 +305,10 @@ sub _lib {
 
 sub _setup_db {
 	my ($self) = @_;
+	if (my $db = $self->{external_db}) {
+		$self->use_db(%$db);
+		return;
+	}
 	if (!$self->{private_pg} && $ENV{SCANQA_TEST_PGHOST}) {
 		$self->{pghost}   = $ENV{SCANQA_TEST_PGHOST};
 		$self->{pgport}   = $ENV{SCANQA_TEST_PGPORT} // 5432;
@@ -320,6 +329,17 @@ sub _setup_db {
 	$self->_lib(pg_create_db => $self->{pghost}, $self->{pgport}, $self->{db});
 	$self->_write_conf;
 	$self->migrate == 0 or croak "scanqa migrate failed:\n" . _slurp("$self->{dir}/migrate.log");
+}
+
+# Points dbh, the fixtures and db_fingerprint at a database the test manages
+# itself: host (socket directory or address), port, name (kept when not given).
+sub use_db {
+	my ($self, %db) = @_;
+	$self->_disconnect_all;
+	$self->{pghost} = $db{host} // $self->{pghost};
+	$self->{pgport} = $db{port} // $self->{pgport} // 5432;
+	$self->{db}     = $db{name} // $self->{db};
+	return $self;
 }
 
 sub _create_db_from_template {
