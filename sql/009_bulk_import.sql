@@ -80,27 +80,21 @@ CREATE TRIGGER license_plates_org_fixed
 	FOR EACH ROW WHEN (OLD.org_id IS DISTINCT FROM NEW.org_id)
 	EXECUTE FUNCTION qa_license_plates_org_fixed();
 
--- 008's guard with license_plates and quality_inspections added.
-CREATE OR REPLACE FUNCTION qa_organization_delete_guard() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = public, pg_temp
-AS $fn$
+-- 008's guard, which now looks at license_plates and quality_inspections first
+-- (replaced in its body rather than repeated here, as 008 does).
+DO $$
 BEGIN
-	PERFORM set_config('scanqa.org_id', OLD.id::text, true);
-	IF EXISTS (SELECT 1 FROM license_plates WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM quality_inspections WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM quality_audit_log WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM scanner_offline_queue WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM scanner_synced_actions WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM quality_test_results WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM scan_sessions WHERE org_id = OLD.id)
-	   OR EXISTS (SELECT 1 FROM scan_session_scans WHERE org_id = OLD.id) THEN
-		RAISE EXCEPTION 'organization % still has QA records', OLD.id
-			USING ERRCODE = 'foreign_key_violation';
+	EXECUTE replace(pg_get_functiondef('qa_organization_delete_guard()'::regprocedure),
+		'IF EXISTS (SELECT 1 FROM quality_audit_log WHERE org_id = OLD.id)',
+		'IF EXISTS (SELECT 1 FROM license_plates WHERE org_id = OLD.id)'
+		|| E'\n\t   OR EXISTS (SELECT 1 FROM quality_inspections WHERE org_id = OLD.id)'
+		|| E'\n\t   OR EXISTS (SELECT 1 FROM quality_audit_log WHERE org_id = OLD.id)');
+	IF NOT EXISTS (SELECT 1 FROM pg_proc WHERE proname = 'qa_organization_delete_guard'
+	                 AND prosrc LIKE '%FROM license_plates WHERE org_id = OLD.id%') THEN
+		RAISE EXCEPTION 'qa_organization_delete_guard must refuse an organization that has license plates';
 	END IF;
-	RETURN OLD;
 END
-$fn$;
+$$;
 
 -- ---- 2. quality_inspections.org_id ------------------------------------------------------
 

@@ -4,8 +4,10 @@
  * The file (RFC 4180 CSV, UTF-8, a header line naming the columns in any order;
  * FILE "-" is standard input) is checked here record by record (UTF-8, field count,
  * a closed quote), each good record goes by COPY into a temporary staging table with
- * its line number, and SQL then checks every row, reports every problem (line,
- * column, reason) and, only when there is none, upserts:
+ * its line number and the id it gets if it is new, and set-based SQL then looks
+ * each row up (one probe of a unique index), checks every row, reports every problem
+ * (line, column, reason) and, only when there is none, updates the stored rows that
+ * change and inserts the new ones, one statement each:
  *   lps          by (organization, barcode): barcode (required), product_id,
  *                batch_number, quantity (0 to 99999999999.999, at most 3 decimals)
  *   inspections  by (organization, inspection_number): inspection_number (required),
@@ -20,7 +22,9 @@
  * policies as the daemon (FORCE ROW LEVEL SECURITY), with scanqa.org_id set for the
  * transaction, so no row of another organization can be read or written. Imports of
  * one organization take turns (an advisory lock). One quality_audit_log row records
- * the file, the counts and the OS user.
+ * the file, the counts and the OS user. Speed (README "Operator commands: import and
+ * export"): the per-row work is PostgreSQL's own (heap, index entries, the foreign
+ * key of an inspection to its LP); migration 009 took the other triggers off it.
  *
  * Exit status: 0 applied (or, with --dry-run, would be), 1 not applied (bad rows
  * listed on stderr, or a database failure), 2 bad arguments or unreadable FILE.

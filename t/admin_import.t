@@ -93,6 +93,8 @@ is_deeply([map { "$_->{barcode} $_->{product_id} $_->{quantity} $_->{qa_status}"
 is($t->one(q{SELECT quantity FROM license_plates WHERE barcode = 'LP00000199' AND org_id = ?}, $org), '5.000',
 	'the new barcode is a new LP');
 
+my %changed_at = map { $_->{inspection_number} => $_->{changed_at} } @{ $t->rows(q{SELECT inspection_number,
+	changed_at::text AS changed_at FROM quality_inspections WHERE org_id = ?}, $org) };
 $r = run('import', 'inspections', write_file('insp2.csv',
 	"inspection_number,LP Barcode,status\nQI-2026-11-30-0001,LP00000102,pending\nQI-2026-11-30-0002,LP00000199,in_progress\n"
 	. "QI-2026-11-30-0005,LP00000199,\n"), '--org', 'Import Warehouse');
@@ -105,6 +107,12 @@ is("$ins{'QI-2026-11-30-0001'}{lp_barcode} $ins{'QI-2026-11-30-0001'}{status} $i
 is("$ins{'QI-2026-11-30-0002'}{lp_barcode} $ins{'QI-2026-11-30-0002'}{status}", 'LP00000199 in_progress',
 	'an open inspection moves to the named LP and status');
 is($ins{'QI-2026-11-30-0005'}{status}, 'pending', 'a new inspection is pending');
+my $moved = sub { $t->one(q{SELECT changed_at > ?::timestamptz FROM quality_inspections WHERE inspection_number = ?},
+	$changed_at{$_[0]}, $_[0]) ? 'moved on' : 'kept' };
+is($moved->('QI-2026-11-30-0002'), 'moved on',
+	'the changed inspection has a new change time, so the scanner app\'s next refresh of open inspections gets it');
+is($moved->('QI-2026-11-30-0001'), 'kept', 'the skipped completed one keeps its change time');
+is($moved->('QI-2026-11-30-0003'), 'kept', 'and so does one the file does not name');
 
 # ---- bad files change nothing ------------------------------------------------------------------------
 
@@ -194,6 +202,12 @@ is_deeply($t->db_fingerprint, $before, '--dry-run changes nothing');
 		      IS DISTINCT FROM ('prod-' || i % 500, 'BATCH "' || i / 1000 || '"', (i % 997) + (i % 1000) / 1000.0)},
 		$n, $other);
 	is($mismatch, 0, 'every row holds the values of its line');
+	is_deeply($t->row(q{SELECT count(*) FILTER (WHERE substr(id::text, 15, 1) <> '7'
+			OR substr(id::text, 20, 1) NOT IN ('8', '9', 'a', 'b')) AS not_v7,
+		count(*) FILTER (WHERE id <= prev) AS out_of_order
+		FROM (SELECT id, lag(id) OVER (ORDER BY barcode) AS prev FROM license_plates
+		       WHERE org_id = ? AND barcode LIKE '5%') x}, $other), { not_v7 => 0, out_of_order => 0 },
+		'the new LPs have RFC 9562 version 7 ids, ascending in the order of the file');
 }
 
 is(join('', grep { /AddressSanitizer|LeakSanitizer|runtime error/ } @ERR), '', 'no command reported a memory error');
