@@ -4,8 +4,10 @@
  * The file (RFC 4180 CSV, UTF-8, a header line naming the columns in any order;
  * FILE "-" is standard input) is checked here record by record (UTF-8, field count,
  * a closed quote), each good record goes by COPY into a temporary staging table with
- * its line number, and SQL then checks every row, reports every problem (line,
- * column, reason) and, only when there is none, upserts:
+ * its line number and the id it gets if it is new, and set-based SQL then looks
+ * each row up (one probe of a unique index), checks every row, reports every problem
+ * (line, column, reason) and, only when there is none, updates the stored rows that
+ * change and inserts the new ones, one statement each:
  *   lps          by (organization, barcode): barcode (required), product_id,
  *                batch_number, quantity (0 to 99999999999.999, at most 3 decimals)
  *   inspections  by (organization, inspection_number): inspection_number (required),
@@ -20,7 +22,9 @@
  * policies as the daemon (FORCE ROW LEVEL SECURITY), with scanqa.org_id set for the
  * transaction, so no row of another organization can be read or written. Imports of
  * one organization take turns (an advisory lock). One quality_audit_log row records
- * the file, the counts and the OS user.
+ * the file, the counts and the OS user. Speed (README "Operator commands: import and
+ * export"): the per-row work is PostgreSQL's own (heap, index entries, the foreign
+ * key of an inspection to its LP); migration 009 took the other triggers off it.
  *
  * Exit status: 0 applied (or, with --dry-run, would be), 1 not applied (bad rows
  * listed on stderr, or a database failure), 2 bad arguments or unreadable FILE.
@@ -31,6 +35,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "admin.h"
 #include "log.h"
 #include "validate.h"
@@ -39,105 +45,124 @@
 #define COPY_CHUNK (256 * 1024)
 
 /* One kind of file: its columns (the first one required) and its SQL. Every
- * statement takes $1, the organization's id; CLEAN is the staging table trimmed. */
+ * statement but stage takes $1, the organization's id; import_rows is the staging
+ * table trimmed, with the ids the rows resolve to. */
 struct import_kind {
 	const char *name;
 	const char *const columns[MAX_COLUMNS];
 	int n_required;
 	const char *stage;        /* CREATE TEMP TABLE import_stage (line, columns...) */
-	const char *trim;         /* CREATE TEMP TABLE import_rows: import_stage trimmed */
+	const char *rows;         /* CREATE TEMP TABLE import_rows (the resolved rows) */
+	const char *resolve;      /* INSERT INTO import_rows: trimmed, ids looked up */
 	const char *check;        /* rows of (line, column, reason), in line order */
-	const char *update;       /* one row: how many stored rows it changed */
-	const char *insert;       /* one row: how many rows it added */
+	const char *update;       /* UPDATE of the stored rows that change */
+	const char *insert;       /* INSERT of the new rows */
 	const char *skipped;      /* rows of (line, key) left as they were, or NULL */
 };
 
-/* The staging rows trimmed, as a table of their own: a join condition holding a
- * function that is not leakproof (btrim) cannot reach into a table under row level
- * security, so joins on the raw staging columns could not use the (org_id, barcode)
- * and (org_id, inspection_number) indexes and would hash the organization's every row. */
-#define LP_CLEAN "import_rows"
-#define INSP_CLEAN \
-	"(SELECT r.*, lp.id AS lp_id FROM import_rows r" \
-	"   LEFT JOIN license_plates lp ON lp.org_id = $1::uuid AND lp.barcode = r.lp_barcode)"
+/* The staging rows trimmed, in a subquery the planner keeps apart (OFFSET 0), so
+ * that a join condition on them holds no function: a condition with one that is
+ * not leakproof (btrim) cannot reach into an index of a table under row level
+ * security, and each look-up below would hash the organization's every row instead
+ * of probing its unique index once. */
+#define TRIMMED(cols) "(SELECT line, new_id, " cols " FROM import_stage OFFSET 0) s"
+#define T(col) "nullif(btrim(" col "), '') AS " col
 
 /* Control characters never belong in a barcode or a number (as the API's barcode rule). */
 #define CONTROL_CHARS "'[\\x01-\\x1f\\x7f]'"
 
+#define QUANTITY "'^[0-9]{1,11}(\\.[0-9]{0,3})?$'"
+
+/* Each check statement keeps only the rows with a problem (its WHERE) before it
+ * spells each problem out (its VALUES list), so a good row costs one test of each
+ * rule and nothing more. */
+
+/* Lines whose key repeats an earlier line's: (key, first_line), hashed. */
+#define REPEATS(key) \
+	"(SELECT " key ", min(line) AS first_line FROM import_rows" \
+	"   WHERE " key " IS NOT NULL GROUP BY " key " HAVING count(*) > 1)"
+
 static const struct import_kind kinds[] = {
 	{
 		"lps", { "barcode", "product_id", "batch_number", "quantity", NULL }, 1,
-		"CREATE TEMP TABLE import_stage (line bigint, barcode text, product_id text,"
-		" batch_number text, quantity text) ON COMMIT DROP",
+		"CREATE TEMP TABLE import_stage (line bigint, new_id uuid, barcode text,"
+		" product_id text, batch_number text, quantity text)",
 
-		"CREATE TEMP TABLE import_rows ON COMMIT DROP AS"
-		" SELECT line, nullif(btrim(barcode), '') AS barcode,"
-		"        nullif(btrim(product_id), '') AS product_id,"
-		"        nullif(btrim(batch_number), '') AS batch_number,"
-		"        nullif(btrim(quantity), '') AS quantity FROM import_stage",
+		"CREATE TEMP TABLE import_rows (line bigint, new_id uuid, barcode text,"
+		" product_id text, batch_number text, quantity text, existing uuid) ON COMMIT DROP",
+
+		"INSERT INTO import_rows"
+		" SELECT s.*, (SELECT l.id FROM license_plates l"
+		"               WHERE l.org_id = $1::uuid AND l.barcode = s.barcode)"
+		"   FROM " TRIMMED(T("barcode") ", " T("product_id") ", " T("batch_number") ", " T("quantity")),
 
 		"SELECT s.line, v.col, v.reason"
-		"  FROM (SELECT c.*, min(line) OVER (PARTITION BY barcode) AS first_line"
-		"          FROM " LP_CLEAN " c) s"
+		"  FROM (SELECT r.*, d.first_line FROM import_rows r"
+		"          LEFT JOIN " REPEATS("barcode") " d"
+		"            ON d.barcode = r.barcode AND d.first_line < r.line"
+		"         WHERE r.barcode IS NULL OR length(r.barcode) > 256"
+		"            OR r.barcode ~ " CONTROL_CHARS " OR d.first_line IS NOT NULL"
+		"            OR r.quantity !~ " QUANTITY ") s"
 		" CROSS JOIN LATERAL (VALUES"
 		"   ('barcode', CASE WHEN s.barcode IS NULL THEN 'is empty'"
 		"     WHEN length(s.barcode) > 256 THEN 'is longer than 256 characters'"
 		"     WHEN s.barcode ~ " CONTROL_CHARS " THEN 'contains a control character'"
-		"     WHEN s.line > s.first_line THEN 'repeats the barcode of line ' || s.first_line END),"
-		"   ('quantity', CASE WHEN s.quantity !~ '^[0-9]{1,11}(\\.[0-9]{0,3})?$'"
+		"     WHEN s.first_line IS NOT NULL THEN 'repeats the barcode of line ' || s.first_line END),"
+		"   ('quantity', CASE WHEN s.quantity !~ " QUANTITY
 		"     THEN 'must be a number from 0 to 99999999999.999 with at most 3 decimals, not \"'"
 		"          || left(s.quantity, 40) || '\"' END)"
 		" ) v (col, reason)"
 		" WHERE v.reason IS NOT NULL AND $1::uuid IS NOT NULL"
 		" ORDER BY s.line, v.col",
 
-		"WITH upd AS ("
-		"  UPDATE license_plates l"
-		"     SET product_id = coalesce(s.product_id, l.product_id),"
-		"         batch_number = coalesce(s.batch_number, l.batch_number),"
-		"         quantity = coalesce(s.quantity::numeric, l.quantity),"
-		"         updated_at = now()"
-		"    FROM " LP_CLEAN " s"
-		"   WHERE l.org_id = $1::uuid AND l.barcode = s.barcode"
-		"     AND (coalesce(s.product_id, l.product_id), coalesce(s.batch_number, l.batch_number),"
-		"          coalesce(s.quantity::numeric, l.quantity))"
-		"         IS DISTINCT FROM (l.product_id, l.batch_number, l.quantity)"
-		"  RETURNING 1)"
-		" SELECT count(*) FROM upd",
+		"UPDATE license_plates l"
+		"   SET product_id = coalesce(r.product_id, l.product_id),"
+		"       batch_number = coalesce(r.batch_number, l.batch_number),"
+		"       quantity = coalesce(r.quantity::numeric, l.quantity),"
+		"       updated_at = now()"
+		"  FROM import_rows r"
+		" WHERE r.existing IS NOT NULL AND l.id = r.existing AND l.org_id = $1::uuid"
+		"   AND (coalesce(r.product_id, l.product_id), coalesce(r.batch_number, l.batch_number),"
+		"        coalesce(r.quantity::numeric, l.quantity))"
+		"       IS DISTINCT FROM (l.product_id, l.batch_number, l.quantity)",
 
-		/* After the UPDATE, a conflict means the row exists: each row costs one probe
-		 * of the unique index, where NOT EXISTS would hash the whole organization. */
-		"WITH ins AS ("
-		"  INSERT INTO license_plates (org_id, barcode, product_id, batch_number, quantity)"
-		"  SELECT $1::uuid, s.barcode, s.product_id, s.batch_number, coalesce(s.quantity::numeric, 0)"
-		"    FROM " LP_CLEAN " s"
-		"  ON CONFLICT (org_id, barcode) DO NOTHING"
-		"  RETURNING 1)"
-		" SELECT count(*) FROM ins",
+		"INSERT INTO license_plates (id, org_id, barcode, product_id, batch_number, quantity)"
+		" SELECT r.new_id, $1::uuid, r.barcode, r.product_id, r.batch_number,"
+		"        coalesce(r.quantity::numeric, 0)"
+		"   FROM import_rows r WHERE r.existing IS NULL",
 
 		NULL,
 	},
 	{
 		"inspections", { "inspection_number", "lp_barcode", "status", NULL }, 1,
-		"CREATE TEMP TABLE import_stage (line bigint, inspection_number text,"
-		" lp_barcode text, status text) ON COMMIT DROP",
+		"CREATE TEMP TABLE import_stage (line bigint, new_id uuid, inspection_number text,"
+		" lp_barcode text, status text)",
 
-		"CREATE TEMP TABLE import_rows ON COMMIT DROP AS"
-		" SELECT line, nullif(btrim(inspection_number), '') AS inspection_number,"
-		"        nullif(btrim(lp_barcode), '') AS lp_barcode,"
-		"        lower(nullif(btrim(status), '')) AS status FROM import_stage",
+		"CREATE TEMP TABLE import_rows (line bigint, new_id uuid, inspection_number text,"
+		" lp_barcode text, status text, lp_id uuid, existing uuid) ON COMMIT DROP",
+
+		"INSERT INTO import_rows"
+		" SELECT s.line, s.new_id, s.inspection_number, s.lp_barcode, lower(s.status),"
+		"        (SELECT l.id FROM license_plates l"
+		"          WHERE l.org_id = $1::uuid AND l.barcode = s.lp_barcode),"
+		"        (SELECT i.id FROM quality_inspections i"
+		"          WHERE i.org_id = $1::uuid AND i.inspection_number = s.inspection_number)"
+		"   FROM " TRIMMED(T("inspection_number") ", " T("lp_barcode") ", " T("status")),
 
 		"SELECT s.line, v.col, v.reason"
-		"  FROM (SELECT c.*, min(c.line) OVER (PARTITION BY c.inspection_number) AS first_line,"
-		"               i.id AS existing"
-		"          FROM " INSP_CLEAN " c"
-		"          LEFT JOIN quality_inspections i"
-		"            ON i.org_id = $1::uuid AND i.inspection_number = c.inspection_number) s"
+		"  FROM (SELECT r.*, d.first_line FROM import_rows r"
+		"          LEFT JOIN " REPEATS("inspection_number") " d"
+		"            ON d.inspection_number = r.inspection_number AND d.first_line < r.line"
+		"         WHERE r.inspection_number IS NULL OR length(r.inspection_number) > 256"
+		"            OR r.inspection_number ~ " CONTROL_CHARS " OR d.first_line IS NOT NULL"
+		"            OR (r.lp_barcode IS NULL AND r.existing IS NULL)"
+		"            OR (r.lp_barcode IS NOT NULL AND r.lp_id IS NULL)"
+		"            OR r.status NOT IN ('pending', 'in_progress')) s"
 		" CROSS JOIN LATERAL (VALUES"
 		"   ('inspection_number', CASE WHEN s.inspection_number IS NULL THEN 'is empty'"
 		"     WHEN length(s.inspection_number) > 256 THEN 'is longer than 256 characters'"
 		"     WHEN s.inspection_number ~ " CONTROL_CHARS " THEN 'contains a control character'"
-		"     WHEN s.line > s.first_line THEN 'repeats the inspection number of line ' || s.first_line END),"
+		"     WHEN s.first_line IS NOT NULL THEN 'repeats the inspection number of line ' || s.first_line END),"
 		"   ('lp_barcode', CASE"
 		"     WHEN s.lp_barcode IS NULL AND s.existing IS NULL"
 		"       THEN 'is empty: a new inspection needs the barcode of its license plate'"
@@ -148,33 +173,32 @@ static const struct import_kind kinds[] = {
 		"     WHEN s.status NOT IN ('pending', 'in_progress')"
 		"       THEN 'must be pending or in_progress, not \"' || left(s.status, 40) || '\"' END)"
 		" ) v (col, reason)"
-		" WHERE v.reason IS NOT NULL"
+		" WHERE v.reason IS NOT NULL AND $1::uuid IS NOT NULL"
 		" ORDER BY s.line, v.col",
 
-		"WITH upd AS ("
-		"  UPDATE quality_inspections i"
-		"     SET lp_id = coalesce(s.lp_id, i.lp_id), status = coalesce(s.status, i.status)"
-		"    FROM " INSP_CLEAN " s"
-		"   WHERE i.org_id = $1::uuid AND i.inspection_number = s.inspection_number"
-		"     AND i.status <> 'completed'"
-		"     AND (coalesce(s.lp_id, i.lp_id), coalesce(s.status, i.status))"
-		"         IS DISTINCT FROM (i.lp_id, i.status)"
-		"  RETURNING 1)"
-		" SELECT count(*) FROM upd",
+		/* changed_at = now() here spares the touch trigger its call (009). The
+		 * status test is re-evaluated on the newest version of a row that a
+		 * scanner completes meanwhile, so a completed inspection is never changed. */
+		"UPDATE quality_inspections i"
+		"   SET lp_id = coalesce(r.lp_id, i.lp_id), status = coalesce(r.status, i.status),"
+		"       changed_at = now()"
+		"  FROM import_rows r"
+		" WHERE r.existing IS NOT NULL AND i.id = r.existing AND i.org_id = $1::uuid"
+		"   AND i.status <> 'completed'"
+		"   AND (coalesce(r.lp_id, i.lp_id), coalesce(r.status, i.status))"
+		"       IS DISTINCT FROM (i.lp_id, i.status)",
 
-		"WITH ins AS ("
-		"  INSERT INTO quality_inspections (org_id, lp_id, inspection_number, status)"
-		"  SELECT $1::uuid, s.lp_id, s.inspection_number, coalesce(s.status, 'pending')"
-		"    FROM " INSP_CLEAN " s"
-		"  ON CONFLICT (org_id, inspection_number) DO NOTHING"
-		"  RETURNING 1)"
-		" SELECT count(*) FROM ins",
+		"INSERT INTO quality_inspections (id, org_id, lp_id, inspection_number, status)"
+		" SELECT r.new_id, $1::uuid, r.lp_id, r.inspection_number, coalesce(r.status, 'pending')"
+		"   FROM import_rows r WHERE r.existing IS NULL",
 
-		"SELECT s.line, s.inspection_number"
-		"  FROM import_rows s JOIN quality_inspections i"
-		"    ON i.org_id = $1::uuid AND i.inspection_number = s.inspection_number"
-		" WHERE i.status = 'completed'"
-		" ORDER BY s.line",
+		/* One probe of the primary key per stored inspection the file names (a
+		 * join could scan every inspection for the completed ones instead). */
+		"SELECT r.line, r.inspection_number FROM import_rows r"
+		" WHERE r.existing IS NOT NULL"
+		"   AND (SELECT i.status FROM quality_inspections i"
+		"         WHERE i.id = r.existing AND i.org_id = $1::uuid) = 'completed'"
+		" ORDER BY r.line",
 	},
 };
 
@@ -402,7 +426,7 @@ static void read_header(const struct import_kind *k, const char *rec, size_t len
 	int n = split_fields(rec, len, names, 64);
 
 	*n_fields = n;
-	if (buf_add(column_list, "line", 4) == false)
+	if (buf_add(column_list, "line, new_id", 12) == false)
 		ps->oom = true;
 	for (int f = 0; f < n && f < 64; f++) {
 		int c;
@@ -436,18 +460,81 @@ static void read_header(const struct import_kind *k, const char *rec, size_t len
 		free(names[f]);
 }
 
+/* ---- ids of new rows ----------------------------------------------------------------- */
+
+/* The ids the file's new rows get: RFC 9562 version 7 UUIDs, the milliseconds at
+ * which the import started, then the record's line number as a counter (26 bits,
+ * around the version and variant bits), then 48 random bits. One import's rows
+ * get ascending ids, so the indexes that lead with the id (the primary key and
+ * (id, org_id)) are appended to, instead of written at a random place per row as
+ * gen_random_uuid() would; ids of imports that start in the same millisecond still
+ * differ in their random bits. */
+struct id_maker {
+	unsigned long long ms;
+	unsigned char rnd[4096];
+	size_t pos;
+};
+
+static bool id_maker_init(struct id_maker *m)
+{
+	struct timespec now;
+
+	if (clock_gettime(CLOCK_REALTIME, &now) != 0)
+		return false;
+	m->ms = (unsigned long long)now.tv_sec * 1000 + (unsigned long long)now.tv_nsec / 1000000;
+	m->pos = sizeof m->rnd;
+	return true;
+}
+
+/* Writes the id of the record on line into out (36 characters and a NUL).
+ * Returns false when OpenSSL has no random bytes to give. */
+static bool new_id(struct id_maker *m, long line, char out[37])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned long counter = (unsigned long)line & 0x3ffffff;
+	unsigned char b[16];
+	int o = 0;
+
+	if (m->pos + 6 > sizeof m->rnd) {
+		if (RAND_bytes(m->rnd, sizeof m->rnd) != 1) {
+			log_error("import: RAND_bytes failed: no random bits for the ids");
+			return false;
+		}
+		m->pos = 0;
+	}
+	for (int i = 0; i < 6; i++)
+		b[i] = (unsigned char)(m->ms >> (40 - 8 * i));
+	b[6] = (unsigned char)(0x70 | ((counter >> 22) & 0x0f));
+	b[7] = (unsigned char)(counter >> 14);
+	b[8] = (unsigned char)(0x80 | ((counter >> 8) & 0x3f));
+	b[9] = (unsigned char)counter;
+	memcpy(b + 10, m->rnd + m->pos, 6);
+	m->pos += 6;
+	for (int i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = '\0';
+	return true;
+}
+
 /* Streams the data records to COPY: "LINE,record\n" for each well-formed one; the
  * others become problems. Returns the number of records sent, or -1 when the COPY
  * broke (logged). */
 static long copy_records(PGconn *conn, struct reader *rd, int n_fields, struct problems *ps)
 {
 	struct buf rec = { NULL, 0, 0 }, out = { NULL, 0, 0 };
+	struct id_maker ids;
 	long sent = 0, start;
-	int got;
+	int got = 0;
 
-	while ((got = next_record(rd, &rec, &start)) == 1) {
+	if (!id_maker_init(&ids))
+		ps->oom = true;
+	while (!ps->oom && (got = next_record(rd, &rec, &start)) == 1) {
 		char reason[96];
-		char prefix[24];
+		char prefix[72], id[37];
 		int n;
 
 		if (rec.len == 0)
@@ -461,7 +548,11 @@ static long copy_records(PGconn *conn, struct reader *rd, int n_fields, struct p
 			problem_add(ps, start, "", reason);
 			continue;
 		}
-		n = snprintf(prefix, sizeof prefix, "%ld,", start);
+		if (!new_id(&ids, start, id)) {
+			ps->oom = true; /* no random bytes: abandon, as for memory */
+			break;
+		}
+		n = snprintf(prefix, sizeof prefix, "%ld,%s,", start, id);
 		if (!buf_add(&out, prefix, (size_t)n) || !buf_add(&out, rec.p, rec.len) ||
 		    !buf_add(&out, "\n", 1)) {
 			ps->oom = true;
@@ -512,7 +603,8 @@ static bool run(PGconn *conn, const struct import_kind *k, const struct import_a
 	struct reader *rd = calloc(1, sizeof *rd);
 	struct buf rec = { NULL, 0, 0 }, sql = { NULL, 0, 0 }, columns = { NULL, 0, 0 };
 	struct timespec t0;
-	char org_id[64];
+	char org_id[64] = "";
+	const char *p[3] = { org_id, k->name, NULL };
 	PGresult *r = NULL;
 	long sent = 0, start;
 	int n_fields = 0, got;
@@ -524,25 +616,14 @@ static bool run(PGconn *conn, const struct import_kind *k, const struct import_a
 		goto out;
 	rd->in = in;
 	rd->line = 1;
-	/* The checks and the upsert hash-join the file with the organization's rows:
-	 * memory for the hash tables instead of temporary files; no JIT compilation,
-	 * which costs more than it saves on statements run once. */
+	/* Two transactions. The first only fills the staging table (a temporary table:
+	 * no WAL, no row level security), however long the file takes to arrive. The
+	 * second resolves, checks and writes, so that its now(), which becomes the
+	 * rows' changed_at, is at most that work's length before its commit (the
+	 * open-inspections listing of 005 relies on 60 seconds). */
 	if (!admin_exec(conn, cmd, "BEGIN") ||
-	    !admin_exec(conn, cmd, "SET LOCAL work_mem = '256MB'") ||
-	    !admin_exec(conn, cmd, "SET LOCAL jit = off") ||
 	    !admin_find_org(conn, cmd, a->org, false, org_id, NULL) ||
-	    !admin_set_org(conn, cmd, org_id))
-		goto out;
-
-	const char *p[3] = { org_id, k->name, NULL };
-
-	if ((r = admin_query(conn, cmd, "waiting for another import of the organization",
-			     "SELECT pg_advisory_xact_lock(hashtext('scanqa import ' || $2 || $1))",
-			     2, p)) == NULL)
-		goto out;
-	PQclear(r);
-	r = NULL;
-	if (!admin_exec(conn, cmd, k->stage))
+	    !admin_exec(conn, cmd, k->stage))
 		goto out;
 
 	got = next_record(rd, &rec, &start);
@@ -573,9 +654,25 @@ static bool run(PGconn *conn, const struct import_kind *k, const struct import_a
 	if ((sent = copy_records(conn, rd, n_fields, &ps)) < 0)
 		goto out;
 
-	/* A temporary table is never analysed by autovacuum; the joins below need its size. */
-	if (!admin_exec(conn, cmd, k->trim) || !admin_exec(conn, cmd, "ANALYZE import_rows"))
+	if (!admin_exec(conn, cmd, "COMMIT"))
 		goto out;
+
+	/* Memory for the hash table of repeated keys; no JIT compilation, which costs
+	 * more than it saves on statements run once. */
+	if (!admin_exec(conn, cmd, "BEGIN") ||
+	    !admin_exec(conn, cmd, "SET LOCAL work_mem = '256MB'") ||
+	    !admin_exec(conn, cmd, "SET LOCAL jit = off") ||
+	    !admin_set_org(conn, cmd, org_id))
+		goto out;
+	if ((r = admin_query(conn, cmd, "waiting for another import of the organization",
+			     "SELECT pg_advisory_xact_lock(hashtext('scanqa import ' || $2 || $1))",
+			     2, p)) == NULL)
+		goto out;
+	PQclear(r);
+	if (!admin_exec(conn, cmd, k->rows) ||
+	    (r = admin_query(conn, cmd, "looking the rows up", k->resolve, 1, p)) == NULL)
+		goto out;
+	PQclear(r);
 	if ((r = admin_query(conn, cmd, "checking the rows", k->check, 1, p)) == NULL)
 		goto out;
 	for (int i = 0; i < PQntuples(r); i++)
@@ -597,15 +694,23 @@ report:
 		goto out;
 	}
 
-	if ((r = admin_query(conn, cmd, "updating the rows", k->update, 1, p)) == NULL)
+	/* The staging table has no statistics: without hash and merge joins, the
+	 * UPDATE probes the primary key once per stored row it names, whatever the
+	 * organization's size. (The repeated-key check above needed its hash join.) */
+	if (!admin_exec(conn, cmd, "SET LOCAL enable_hashjoin = off") ||
+	    !admin_exec(conn, cmd, "SET LOCAL enable_mergejoin = off") ||
+	    (r = admin_query(conn, cmd, "updating the rows", k->update, 1, p)) == NULL)
 		goto out;
 
-	long updated = atol(PQgetvalue(r, 0, 0)), inserted, skipped = 0;
+	long updated = atol(PQcmdTuples(r)), inserted, skipped = 0;
 
 	PQclear(r);
+	/* A row another writer added since the look-up makes this INSERT fail on the
+	 * unique key, and the whole file with it (imports of an organization take
+	 * turns, so only a hand-written INSERT can do that). */
 	if ((r = admin_query(conn, cmd, "inserting the rows", k->insert, 1, p)) == NULL)
 		goto out;
-	inserted = atol(PQgetvalue(r, 0, 0));
+	inserted = atol(PQcmdTuples(r));
 	PQclear(r);
 	r = NULL;
 	if (k->skipped != NULL) {

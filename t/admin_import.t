@@ -12,6 +12,7 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use JSON::PP;
+use POSIX ();
 use Test::More;
 
 use ScanQA::Test;
@@ -93,6 +94,8 @@ is_deeply([map { "$_->{barcode} $_->{product_id} $_->{quantity} $_->{qa_status}"
 is($t->one(q{SELECT quantity FROM license_plates WHERE barcode = 'LP00000199' AND org_id = ?}, $org), '5.000',
 	'the new barcode is a new LP');
 
+my %changed_at = map { $_->{inspection_number} => $_->{changed_at} } @{ $t->rows(q{SELECT inspection_number,
+	changed_at::text AS changed_at FROM quality_inspections WHERE org_id = ?}, $org) };
 $r = run('import', 'inspections', write_file('insp2.csv',
 	"inspection_number,LP Barcode,status\nQI-2026-11-30-0001,LP00000102,pending\nQI-2026-11-30-0002,LP00000199,in_progress\n"
 	. "QI-2026-11-30-0005,LP00000199,\n"), '--org', 'Import Warehouse');
@@ -105,6 +108,50 @@ is("$ins{'QI-2026-11-30-0001'}{lp_barcode} $ins{'QI-2026-11-30-0001'}{status} $i
 is("$ins{'QI-2026-11-30-0002'}{lp_barcode} $ins{'QI-2026-11-30-0002'}{status}", 'LP00000199 in_progress',
 	'an open inspection moves to the named LP and status');
 is($ins{'QI-2026-11-30-0005'}{status}, 'pending', 'a new inspection is pending');
+my $moved = sub { $t->one(q{SELECT changed_at > ?::timestamptz FROM quality_inspections WHERE inspection_number = ?},
+	$changed_at{$_[0]}, $_[0]) ? 'moved on' : 'kept' };
+is($moved->('QI-2026-11-30-0002'), 'moved on',
+	'the changed inspection has a new change time, so the scanner app\'s next refresh of open inspections gets it');
+is($moved->('QI-2026-11-30-0001'), 'kept', 'the skipped completed one keeps its change time');
+is($moved->('QI-2026-11-30-0003'), 'kept', 'and so does one the file does not name');
+
+# ---- a scanner completes an inspection while the import waits for it ------------------------------
+
+{
+	my $race = $t->make_inspection($org, $t->one(q{SELECT id FROM license_plates WHERE barcode = 'LP00000103' AND org_id = ?}, $org),
+		inspection_number => 'QI-RACE-1', status => 'in_progress');
+	my $scanner = $t->connect_as('postgres');
+	$scanner->begin_work;
+	$scanner->do(q{UPDATE quality_inspections SET status = 'completed', result = 'pass', completed_at = now()
+		WHERE id = ?}, undef, $race);
+	my $file = write_file('race.csv', "inspection_number,lp_barcode,status\nQI-RACE-1,LP00000102,pending\n");
+	my $err = $t->dir . '/race.err';
+	my $pid = fork // die "fork: $!";
+	if (!$pid) {
+		open STDIN, '<', '/dev/null';
+		open STDERR, '>', $err or POSIX::_exit(126);
+		exec(ScanQA::Test::_bin(), '-c', $t->conf_path, 'import', 'inspections', $file,
+			'--org', 'Import Warehouse') or POSIX::_exit(127);
+	}
+	# The import's UPDATE reaches the row the scanner holds, and waits for it.
+	my $waiting = 0;
+	for (1 .. 600) {
+		$waiting = $t->one(q{SELECT count(*) FROM pg_stat_activity
+			WHERE application_name = 'scanqa-import' AND wait_event_type = 'Lock'}) and last;
+		select undef, undef, undef, 0.1;
+	}
+	is($waiting, 1, 'the import waits for the inspection a scanner is completing');
+	$scanner->commit;
+	waitpid $pid, 0;
+	is($? >> 8, 0, 'once the completion commits, the import finishes: exit 0');
+	my $said = do { local $/; open my $fh, '<', $err or die "$err: $!"; <$fh> };
+	like($said, qr/race\.csv:2: skipped: inspection QI-RACE-1 is completed/, 'and reports the row as skipped');
+	like($said, qr/0 inserted, 0 updated, 0 unchanged, 1 skipped/, '... and counts it so');
+	is_deeply($t->row(q{SELECT i.status, i.result, l.barcode FROM quality_inspections i JOIN license_plates l ON l.id = i.lp_id
+		WHERE i.id = ?}, $race), { status => 'completed', result => 'pass', barcode => 'LP00000103' },
+		"the scanner's completion stands: the import changed neither its status nor its LP");
+	$scanner->disconnect;
+}
 
 # ---- bad files change nothing ------------------------------------------------------------------------
 
@@ -194,6 +241,12 @@ is_deeply($t->db_fingerprint, $before, '--dry-run changes nothing');
 		      IS DISTINCT FROM ('prod-' || i % 500, 'BATCH "' || i / 1000 || '"', (i % 997) + (i % 1000) / 1000.0)},
 		$n, $other);
 	is($mismatch, 0, 'every row holds the values of its line');
+	is_deeply($t->row(q{SELECT count(*) FILTER (WHERE substr(id::text, 15, 1) <> '7'
+			OR substr(id::text, 20, 1) NOT IN ('8', '9', 'a', 'b')) AS not_v7,
+		count(*) FILTER (WHERE id <= prev) AS out_of_order
+		FROM (SELECT id, lag(id) OVER (ORDER BY barcode) AS prev FROM license_plates
+		       WHERE org_id = ? AND barcode LIKE '5%') x}, $other), { not_v7 => 0, out_of_order => 0 },
+		'the new LPs have RFC 9562 version 7 ids, ascending in the order of the file');
 }
 
 is(join('', grep { /AddressSanitizer|LeakSanitizer|runtime error/ } @ERR), '', 'no command reported a memory error');
