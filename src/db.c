@@ -320,9 +320,9 @@ static bool setup_done(PGresult *r)
 			kai = p->val;
 	}
 	const char *host = PQhost(conn);
-	log_info("connected to the database (%s%s%s, %s; tcp_user_timeout=%s ms keepalives_idle=%s s)",
-		 host && host[0] == '/' ? "socket " : "host ", host ? host : "?",
-		 host && host[0] == '/' ? "" : PQport(conn),
+	bool local = host && host[0] == '/';
+	log_info("connected to the database (%s %s%s%s, %s; tcp_user_timeout=%s ms keepalives_idle=%s s)",
+		 local ? "socket" : "host", host ? host : "?", local ? "" : " port ", local ? "" : PQport(conn),
 		 cfg->transaction_pooling ? "pool_mode=transaction, unnamed statements"
 		 : cfg->prepared ? "prepared statements" : "unnamed statements", tut, kai);
 	PQconninfoFree(o);

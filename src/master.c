@@ -109,10 +109,17 @@ static void notify(const char *state)
 
 /* ---------------------------------------------------------------- listen socket */
 
-static int open_unix(const char *path, unsigned mode, const char *group)
+/* Opens the listen socket at path, a unix socket with the given mode and group,
+ * listening with backlog. Fatal on any error. The socket is bound under a temporary
+ * name next to path, given its group and mode, made to listen, and only then
+ * rename(2)d into place: nginx never finds it there without its final permissions
+ * ("Permission denied" under load, seen in t/fault_sigterm_states.t) or refusing
+ * connections. A path too long for a temporary name is bound in place. */
+static int open_unix(const char *path, unsigned mode, const char *group, int backlog)
 {
 	struct sockaddr_un sa;
 	struct stat st;
+	char tmp[sizeof sa.sun_path];
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		fatal("socket: %s", strerror(errno));
@@ -124,25 +131,42 @@ static int open_unix(const char *path, unsigned mode, const char *group)
 			fatal("%s exists and is not a socket", path);
 		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
 			fatal("%s is in use by another running scanqa", path);
-		unlink(path); /* stale socket of a process that is gone */
-		close(fd);
+		close(fd); /* the stale socket of a process that is gone: replaced below */
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			fatal("socket: %s", strerror(errno));
+	}
+	int n = snprintf(tmp, sizeof tmp, "%s.%d.new", path, (int)getpid());
+	bool renamed = n > 0 && (size_t)n < sizeof tmp;
+	if (renamed) {
+		unlink(tmp);
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", tmp);
+	} else {
+		unlink(path);
+		snprintf(tmp, sizeof tmp, "%s", path);
 	}
 	/* Created 0600, then opened up to the configured mode: never briefly world-writable. */
 	mode_t old = umask(0177);
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (rc != 0)
-		fatal("bind %s: %s", path, strerror(errno));
+		fatal("bind %s: %s", tmp, strerror(errno));
 	if (group && *group) {
 		struct group *g = getgrnam(group);
 		if (!g)
 			fatal("socket_group: no such group \"%s\"", group);
-		if (chown(path, (uid_t)-1, g->gr_gid) != 0)
-			fatal("chown %s to group %s: %s", path, group, strerror(errno));
+		if (chown(tmp, (uid_t)-1, g->gr_gid) != 0)
+			fatal("chown %s to group %s: %s", tmp, group, strerror(errno));
 	}
-	if (chmod(path, (mode_t)mode) != 0)
-		fatal("chmod %s: %s", path, strerror(errno));
+	if (chmod(tmp, (mode_t)mode) != 0)
+		fatal("chmod %s: %s", tmp, strerror(errno));
+	if (listen(fd, backlog) != 0)
+		fatal("listen: %s", strerror(errno));
+	if (renamed && rename(tmp, path) != 0) {
+		int e = errno;
+		unlink(tmp);
+		fatal("rename %s to %s: %s", tmp, path, strerror(e));
+	}
 	return fd;
 }
 
@@ -174,12 +198,13 @@ static int open_tcp(const char *hostport)
 static int open_socket(const char *addr, int backlog)
 {
 	int fd;
-	if (strncmp(addr, "unix:", 5) == 0)
-		fd = open_unix(addr + 5, cfg->socket_mode, cfg->socket_group);
-	else
+	if (strncmp(addr, "unix:", 5) == 0) {
+		fd = open_unix(addr + 5, cfg->socket_mode, cfg->socket_group, backlog);
+	} else {
 		fd = open_tcp(addr);
-	if (listen(fd, backlog) != 0)
-		fatal("listen: %s", strerror(errno));
+		if (listen(fd, backlog) != 0)
+			fatal("listen: %s", strerror(errno));
+	}
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	log_info("listening on %s", addr);
 	return fd;
