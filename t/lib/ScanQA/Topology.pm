@@ -253,7 +253,7 @@ sub edge {
 		[qr{^    (?:user|group) haproxy\n}m, sub { '' }],
 		[qr{^    pidfile \S+$}m, sub { "    pidfile $d/haproxy.pid" }],
 		[qr{^    stats socket \S+}m, sub { "    stats socket $d/haproxy.sock" }],
-		[qr{/etc/haproxy/errors/scanqa/}, sub { "$self->{root}/conf/haproxy/errors/" }],
+		[qr{/etc/haproxy/errors/scanqa/}, sub { "$d/errors/" }],
 		[qr{^    bind :80$}m, sub { "    bind $addr:80" }],
 		[qr{ inter 2s }, sub { ' inter 500ms ' }],
 		[qr{^    server app\d+ .*\n}m, sub { '' }],
@@ -266,7 +266,11 @@ sub edge {
 		croak "conf/haproxy/scanqa.cfg no longer matches $re" unless $n;
 	}
 	_spew("$d/haproxy.cfg", "# conf/haproxy/scanqa.cfg as t/lib/ScanQA/Topology.pm runs it\n" . $cfg);
-	my $out = $net->run($name, '/usr/sbin/haproxy', '-c', '-q', '-f', "$d/haproxy.cfg");
+	# HAProxy's config has no quoting for a path: the error files are copied next
+	# to it, away from a clone whose path may hold a space.
+	mkdir "$d/errors" or croak "mkdir $d/errors: $!";
+	_spew("$d/errors/$_.http", _slurp("$self->{root}/conf/haproxy/errors/$_.http")) for 502, 503, 504;
+	my $out = $net->run($name, '/usr/sbin/haproxy', '-c', '-f', "$d/haproxy.cfg");
 	croak "haproxy -c refuses $d/haproxy.cfg:\n$out->{out}" if $out->{exit};
 	$self->{edge} = $name;
 	$self->{edge_pid} = $net->spawn($name, "$d/haproxy.log", '/usr/sbin/haproxy', '-db', '-f', "$d/haproxy.cfg");
