@@ -522,6 +522,35 @@ PGresult *db_exec_read(struct db_stmt *st, const char *const *params)
 	return db_exec(st, params);
 }
 
+int db_idle_socket(unsigned *gen)
+{
+	*gen = generation;
+	return conn && PQstatus(conn) == CONNECTION_OK ? PQsocket(conn) : -1;
+}
+
+void db_idle_input(void)
+{
+	if (!conn)
+		return;
+	if (!PQconsumeInput(conn) || PQstatus(conn) != CONNECTION_OK) {
+		char why[512];
+		snprintf(why, sizeof why, "%s", PQerrorMessage(conn));
+		for (char *p = why; *p; p++)
+			if (*p == '\n')
+				*p = ' ';
+		log_warn("database connection closed while idle: %s; reconnecting", why);
+		drop(LOSS_LOST);
+		return;
+	}
+	/* Anything else that arrives unasked (a notice, a ParameterStatus) stays in
+	 * libpq's buffer; in_hot_standby turning on means the wrong server. */
+	const char *hs = PQparameterStatus(conn, "in_hot_standby");
+	if (hs && strcmp(hs, "on") == 0) {
+		log_warn("read-only server (in_hot_standby = on) while idle: connection dropped to reconnect to the primary");
+		drop(LOSS_WRONG);
+	}
+}
+
 bool db_drop_read_only(void)
 {
 	if (!conn)

@@ -33,6 +33,15 @@ bool db_ensure(void);
  * one when the connection is gone. Returns the epoll timeout (ms) the loop should
  * use at most, or -1 when connected. */
 int db_idle(void);
+/* For the worker's idle loop: the connection's socket to watch for input while no
+ * request runs (-1 when there is no usable connection), and in *gen the connection's
+ * generation, which changes with every new connection (register the socket again). */
+int db_idle_socket(unsigned *gen);
+/* The idle connection's socket is readable: reads what came. A connection the server
+ * closed (a restart, pg_terminate_backend, an idle timeout) or one that turned into a
+ * hot standby is dropped, so that db_idle() reconnects before the next request needs
+ * it, instead of that request (a write cannot be retried) answering 503. */
+void db_idle_input(void);
 /* How long (ms) a statement's answer is awaited: statement_timeout + 2000 (30000 +
  * 2000 when statement_timeout is 0). */
 int db_answer_wait_ms(void);

@@ -67,7 +67,7 @@
  * wake-up on. */
 #define IDLE_POLL_MS 1000
 
-enum { EV_LISTEN = 1, EV_SIGNAL = 2 };
+enum { EV_LISTEN = 1, EV_SIGNAL = 2, EV_DB = 3 };
 
 static bool stop_requested;
 
@@ -340,8 +340,9 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 	scoreboard_worker_ready();
 	log_debug("worker ready");
 
+	unsigned db_watched = 0; /* the generation of the connection whose socket is in a.ep */
 	while (!stop_requested) {
-		struct epoll_event got[2];
+		struct epoll_event got[3];
 		int timeout = IDLE_POLL_MS;
 		if (!a.watching) {
 			int64_t left_ms = (a.resume_us - now_mono_us() + 999) / 1000;
@@ -352,7 +353,20 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 		int db_ms = db_idle();
 		if (db_ms >= 0 && db_ms < timeout)
 			timeout = db_ms;
-		int n = epoll_wait(a.ep, got, 2, timeout);
+		/* The idle connection is watched too: one the server closes is replaced
+		 * now, not found dead by the next request. Once per connection; a closed
+		 * socket leaves the epoll set by itself. */
+		unsigned db_gen;
+		int db_fd = db_idle_socket(&db_gen);
+		if (db_fd >= 0 && db_gen != db_watched) {
+			struct epoll_event dev = { .events = EPOLLIN | EPOLLRDHUP, .data.u32 = EV_DB };
+			if (epoll_ctl(a.ep, EPOLL_CTL_ADD, db_fd, &dev) == 0 ||
+			    (errno == EEXIST && epoll_ctl(a.ep, EPOLL_CTL_MOD, db_fd, &dev) == 0))
+				db_watched = db_gen;
+			else
+				log_warn("cannot watch the database connection: %s", strerror(errno));
+		}
+		int n = epoll_wait(a.ep, got, 3, timeout);
 		if (n < 0 && errno != EINTR) {
 			log_error("epoll_wait: %s", strerror(errno));
 			_exit(EXIT_SETUP);
@@ -362,6 +376,8 @@ void worker_main(const struct conf *c, int listen_fd, int slot_no)
 		for (int i = 0; i < n; i++) {
 			if (got[i].data.u32 == EV_SIGNAL)
 				read_signals(sfd);
+			else if (got[i].data.u32 == EV_DB)
+				db_idle_input();
 			else
 				listen_ready = true;
 		}
