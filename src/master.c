@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -44,10 +45,12 @@
 #define BACKOFF_MAX_US 10000000LL
 #define HEALTHY_AFTER_US 5000000LL
 /* The status socket: each read or write of a status request must make progress
- * within this long, or the request fails. Only nginx's group and root may connect; a
- * peer among them that drips its request byte by byte could still hold the master
- * for longer (workers keep serving meanwhile). */
+ * within STATUS_IO_TIMEOUT_S, and the master spends at most STATUS_DEADLINE_MS per
+ * tick on status requests in all: a peer that drips its request byte by byte (a
+ * status_listen on loopback TCP admits any local user) has its connection shut
+ * down then, so the master goes back to reaping and respawning workers. */
 #define STATUS_IO_TIMEOUT_S 1
+#define STATUS_DEADLINE_MS 2000
 #define STATUS_PER_TICK 16
 
 struct child {
@@ -271,18 +274,54 @@ static void serve_status(FCGX_Request *fr, const struct conf *c)
 	request_free(&req);
 }
 
+/* The status connection being served (-1 when none), and whether this tick's
+ * STATUS_DEADLINE_MS has passed. SIGALRM's handler shuts that connection down
+ * (shutdown() is async-signal-safe): libfcgi's read or write in progress fails
+ * (EINTR, or end of file once restarted), and so does every later one. */
+static volatile sig_atomic_t status_conn = -1;
+static volatile sig_atomic_t status_expired;
+
+static void on_status_deadline(int sig)
+{
+	int fd = status_conn;
+
+	(void)sig;
+	status_expired = 1;
+	if (fd >= 0)
+		shutdown(fd, SHUT_RDWR);
+}
+
+static void arm_status_deadline(long ms)
+{
+	struct itimerval it = { { 0, 0 }, { ms / 1000, (ms % 1000) * 1000 } };
+
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+/* Serves the connections waiting on the status socket, at most STATUS_PER_TICK of
+ * them and STATUS_DEADLINE_MS in all; the rest wait for the next tick. */
 static void accept_status(void)
 {
-	for (int i = 0; i < STATUS_PER_TICK; i++) {
+	status_expired = 0;
+	arm_status_deadline(STATUS_DEADLINE_MS);
+	for (int i = 0; i < STATUS_PER_TICK && !status_expired; i++) {
 		int fd = accept4(status_fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
 				log_warn("status socket: accept: %s", strerror(errno));
-			return;
+			break;
 		}
+		status_conn = fd;
 		worker_serve_fd(&status_req, fd, STATUS_IO_TIMEOUT_S, strncmp(cfg->status_listen, "unix:", 5) != 0,
 				serve_status, cfg);
+		/* fd is closed; no descriptor was opened since, so a shutdown() of it
+		 * by a late SIGALRM fails with EBADF and touches nothing. */
+		status_conn = -1;
+		if (status_expired)
+			log_warn("status socket: a request was not complete after %d ms in all: connection shut down",
+				 STATUS_DEADLINE_MS);
 	}
+	arm_status_deadline(0);
 }
 
 /* ---------------------------------------------------------------- children */
@@ -529,6 +568,9 @@ int master_run(struct conf *c)
 	FCGX_InitRequest(&status_req, -1, 0);
 	sa.sa_handler = SIG_IGN;
 	sigaction(SIGPIPE, &sa, NULL);
+	/* No SA_RESTART: a status read in progress is interrupted at the deadline. */
+	sa.sa_handler = on_status_deadline;
+	sigaction(SIGALRM, &sa, NULL);
 
 	open_listen();
 	log_info("scanqa %s starting %d workers", PACKAGE_VERSION, cfg->workers);

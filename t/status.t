@@ -10,6 +10,9 @@ use warnings;
 use FindBin;
 use lib "$FindBin::Bin/lib";
 use Test::More;
+use IO::Select;
+use IO::Socket::UNIX;
+use Socket qw(SOCK_STREAM);
 use Time::HiRes qw(sleep time);
 
 use ScanQA::Test;
@@ -253,6 +256,59 @@ sub forbidden {
 # (as a location passing everything to the daemon would send it) gets 404.
 like($t->fastcgi_request($STATUS), qr/^Status: 404 /, 'without the mark of the nginx location the daemon answers 404');
 like($t->fastcgi_request($STATUS, SCANQA_STATUS_PAGE => 1), qr/^Status: 200 /, 'with the mark it serves the page');
+
+# ---- a client that drips its request ----------------------------------------------
+
+# The master serves the page itself, between reaping and respawning workers. A peer
+# of the status socket that sends its request a byte every 0.4 s never trips the
+# 1-second read timeout; the master's deadline for status requests (2 s in all)
+# must shut the connection down, so that a worker killed meanwhile is replaced
+# while the drip would still be going on (it would take 16 s).
+{
+	ok($t->wait_workers_ready(3), 'three workers are ready before the drip');
+	my $sock = IO::Socket::UNIX->new(Type => SOCK_STREAM, Peer => $t->status_socket_path)
+		or die "connecting to the status socket: $!";
+	# FCGI_BEGIN_REQUEST (version 1, type 1, id 1, length 8, responder role), then
+	# the start of a PARAMS record: 40 bytes, never complete.
+	my $bytes = pack('CCnnCC', 1, 1, 1, 8, 0, 0) . pack('nCC5', 1, 0, (0) x 5)
+		. pack('CCnnCC', 1, 4, 1, 200, 0, 0) . ('x' x 16);
+	my @before = $t->worker_pids;
+	kill 'KILL', $before[0];
+	my $sel = IO::Select->new($sock);
+	my $drip_ends = time + 0.4 * length $bytes;
+	my ($closed_at, $replaced_after, $sent);
+	my $replaced = sub {
+		my @now = $t->worker_pids;
+		return @now == 3 && !grep { $_ == $before[0] } @now;
+	};
+	my $t0 = time;
+	local $SIG{PIPE} = 'IGNORE';
+	for my $i (0 .. length($bytes) - 1) {
+		if ($sel->can_read(0)) {
+			my $n = sysread($sock, my $buf, 4096);
+			if (!$n) { $closed_at = $i; last; }
+		}
+		if (!defined syswrite($sock, substr($bytes, $i, 1))) { $closed_at = $i; last; }
+		$sent++;
+		$replaced_after //= time - $t0 if $replaced->();
+		sleep 0.4;
+	}
+	# Once the connection is shut down, the master reaps and respawns at once;
+	# without the deadline it would be held until the drip ends.
+	while (!defined $replaced_after && time < $drip_ends) {
+		$replaced_after = time - $t0 if $replaced->();
+		sleep 0.05;
+	}
+	ok(defined $closed_at, 'the master shut the dripping connection down before the request was complete')
+		or diag("all $sent bytes were sent, the connection stayed open");
+	ok(defined $replaced_after, 'the killed worker was replaced while the drip was still going on')
+		or diag(sprintf 'not replaced within the %.0f s the drip takes', $drip_ends - $t0);
+	close $sock;
+	like($t->daemon_log, qr/status socket: a request was not complete after 2000 ms in all: connection shut down/,
+		'the master logged why it shut the connection down');
+	ok($t->wait_workers_ready(3), 'three workers are ready again');
+	is($t->request(GET => $STATUS)->{status}, 200, 'the status page answers again');
+}
 
 is($t->stop_daemon, 0, 'the daemon exits cleanly on SIGTERM');
 is($t->daemon_errors, '', 'the daemon reported no memory errors');
