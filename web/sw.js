@@ -11,7 +11,7 @@
 // confirms it). Anything else under the scope goes to the network, then falls
 // back to the cache.
 
-const VERSION = 'scanqa-shell-v1';
+const VERSION = 'scanqa-shell-v2';
 const SHELL = [
   './',
   'index.html',

@@ -54,8 +54,12 @@ export async function syncNow() {
   if (!navigator.locks) return pass();
   return navigator.locks.request('scanqa-sync', { ifAvailable: true }, (lock) => {
     if (!lock) {
-      // Another tab is sending the queue; look again later.
-      schedule(IDLE_MS);
+      // Another pass holds the lock: another tab's, or this tab's own, whose
+      // lock is released only after it has scheduled its next pass (an "online"
+      // event can fall in between). Look again soon: waiting IDLE_MS here would
+      // replace that pass's timer, and a queue would sit for 30 s after the
+      // network came back. Only the lock is polled; nothing is sent.
+      schedule(BACKOFF_MIN_MS);
       return { busy: true };
     }
     return pass();
