@@ -38,7 +38,7 @@ my $other = $t->make_user($DEMO_ORG, 'qa_manager');   # "another device" using t
 
 # More LPs of the demo organization, each with an open inspection.
 my %lp;
-for my $code (qw(LPFAIL01 LPRACE01 LPLOST01 LPGONE01 LPKEPT01)) {
+for my $code (qw(LPFAIL01 LPRACE01 LPLOST01 LPGONE01 LPKEPT01 LPLOCK01)) {
 	my $id = $t->make_lp($DEMO_ORG, barcode => $code, product_id => 'prod-test', batch_number => 'BATCH-T', quantity => 5);
 	$lp{$code} = { id => $id, ins => $t->make_inspection($DEMO_ORG, $id, inspection_number => "INS-$code") };
 }
@@ -318,6 +318,27 @@ ok($b->call(requests => url => '/sync-offline') >= 2, 'the batch was sent again'
 	is(scalar @{ audit_rows($lp{LPLOST01}{ins}) }, 1, 'one audit row: applied exactly once');
 	is(inspection($lp{LPLOST01}{ins})->{status}, 'completed', 'the inspection is completed');
 }
+
+# ---- back online while the sync lock is held --------------------------------------------------
+
+# A pass releases the lock only after it has scheduled its next pass, so the
+# "online" event can find the lock held. Here the test holds it for 1 s (as such a
+# pass, or another tab, would): the queue must still be sent within seconds, not
+# on the 30 s timer (the badge wait is 20 s).
+copy_has('LPLOCK01');
+go_offline();
+pass_offline('LPLOCK01');
+badge_is(1);
+$b->call(evalAsync => js => q{
+	await new Promise((held) => navigator.locks.request('scanqa-sync',
+		() => { held(); return new Promise((release) => setTimeout(release, 1000)); }));
+	return true;
+});
+$b->call(offline => value => 0);
+badge_is(0);
+pass('back online while the sync lock was held, the queue empties without waiting for the 30 s timer');
+is(inspection($lp{LPLOCK01}{ins})->{status}, 'completed', 'the inspection is completed (database)');
+is(scalar @{ audit_rows($lp{LPLOCK01}{ins}) }, 1, 'one audit row');
 
 # ---- two tabs never send the queue at the same time -------------------------------------------
 
