@@ -260,23 +260,29 @@ conninfo_quote() {
 	printf "'%s'" "$v"
 }
 
-# scanqa_conf_for FILE SOCKDIR PORT DB LISTEN SOCKET_GROUP: writes a daemon
-# config derived from conf/scanqa.conf, with only the connection, listen,
-# socket group and migration settings replaced for a private cluster.
+# scanqa_conf_for FILE SOCKDIR PORT DB LISTEN SOCKET_GROUP [TREE]: writes a daemon
+# config derived from TREE's conf/scanqa.conf (default: this tree's), with only
+# the connection, listen, socket group and migration settings replaced for a
+# private cluster. TREE may be an earlier release (script/bench --before): a
+# setting its own file does not have (status_listen) is left out, since its
+# binary would refuse it.
 scanqa_conf_for() {
-	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6
+	local out=$1 sock=$2 port=$3 db=$4 listen=$5 group=$6 tree=${7:-$SCANQA_ROOT}
+	local base="$tree/conf/scanqa.conf"
 	sock=$(conninfo_quote "$sock")
 	{
 		grep -Ev '^[[:space:]]*(conninfo|admin_conninfo|listen|status_listen|migrations_dir|socket_group)[[:space:]]*=' \
-			"$SCANQA_ROOT/conf/scanqa.conf"
+			"$base"
 		echo
 		echo "# replaced for a private PostgreSQL cluster by script/lib.sh"
 		echo "conninfo = \"dbname=$db user=scanqa_app host=$sock port=$port\""
 		echo "admin_conninfo = \"dbname=$db user=scanqa_owner host=$sock port=$port\""
 		echo "listen = \"$listen\""
-		echo "status_listen = \"$(status_socket_for "$listen")\""
+		if grep -Eq '^[[:space:]]*status_listen[[:space:]]*=' "$base"; then
+			echo "status_listen = \"$(status_socket_for "$listen")\""
+		fi
 		echo "socket_group = $group"
-		echo "migrations_dir = \"$SCANQA_ROOT/sql\""
+		echo "migrations_dir = \"$tree/sql\""
 	} >"$out"
 }
 
